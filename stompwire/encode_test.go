@@ -1,0 +1,82 @@
+package stompwire
+
+import (
+	"testing"
+
+	"github.com/go-stomp/stomp/v3/frame"
+)
+
+func TestAppendFrame(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		f    *frame.Frame
+		v    Version
+		want string
+	}{
+		{"no headers", fr("DISCONNECT", ""), V12, "DISCONNECT\n\n\x00"},
+		{"nil header", &frame.Frame{Command: "ACK"}, V12, "ACK\n\n\x00"},
+		{"body", fr("SEND", "hi\x00there", "content-length", "8"), V12, "SEND\ncontent-length:8\n\nhi\x00there\x00"},
+		{"escapes v1.2", fr("SEND", "", "a:b", "x\\y\nz\r:"), V12, "SEND\na\\cb:x\\\\y\\nz\\r\\c\n\n\x00"},
+		{"escapes v1.1 keep CR raw", fr("SEND", "", "a:b", "x\\y\nz\r:"), V11, "SEND\na\\cb:x\\\\y\\nz\r\\c\n\n\x00"},
+		{"no escapes v1.0", fr("SEND", "", "a", "x\\y:z"), V10, "SEND\na:x\\y:z\n\n\x00"},
+		{"CONNECT not escaped", fr("CONNECT", "", "passcode", "p:w\\d"), V12, "CONNECT\npasscode:p:w\\d\n\n\x00"},
+		{"STOMP not escaped", fr("STOMP", "", "login", "a:b"), V11, "STOMP\nlogin:a:b\n\n\x00"},
+		{"CONNECTED not escaped", fr("CONNECTED", "", "server", "b/1:x"), V12, "CONNECTED\nserver:b/1:x\n\n\x00"},
+		{"repeated headers kept", fr("MESSAGE", "", "k", "1", "k", "2"), V12, "MESSAGE\nk:1\nk:2\n\n\x00"},
+		{"nil frame is a heart-beat", nil, V12, "\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := string(AppendFrame([]byte("prefix|"), tc.f, tc.v))
+			if got != "prefix|"+tc.want {
+				t.Errorf("AppendFrame = %q, want %q", got, "prefix|"+tc.want)
+			}
+		})
+	}
+	if got := string(AppendHeartBeat([]byte("x"))); got != "x\n" {
+		t.Errorf("AppendHeartBeat = %q", got)
+	}
+}
+
+func TestAppendFrameDoesNotAllocate(t *testing.T) {
+	f := fr("MESSAGE", "body", "destination", "/queue/a:b", "subscription", "1", "x", "line\nbreak\\")
+	buf := make([]byte, 0, 512)
+	allocs := testing.AllocsPerRun(100, func() {
+		buf = AppendFrame(buf[:0], f, V12)
+	})
+	if allocs != 0 {
+		t.Errorf("AppendFrame allocated %v times into a big enough buffer", allocs)
+	}
+}
+
+// TestRoundTrip checks Parse(AppendFrame(f, v), v) == f for values that need
+// every escape the version has.
+func TestRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		f    *frame.Frame
+		v    Version
+	}{
+		{"v1.1 specials", fr("SEND", "body", "desti:nation", "a:b\nc\\d", "e", "\\n literal", "cr", "x\ry"), V11},
+		{"v1.2 specials", fr("SEND", "body", "desti:nation", "a:b\nc\\d\re", "\r\n", "\\c"), V12},
+		{"v1.2 empty values", fr("MESSAGE", "", "a", "", "b", ":"), V12},
+		{"v1.2 embedded NULs", fr("SEND", "a\x00b\x00", "content-length", "4"), V12},
+		{"v1.2 repeated", fr("MESSAGE", "x", "k", "1", "k", "2"), V12},
+		{"v1.2 CONNECT raw", fr("CONNECT", "", "login", "u\\ser", "passcode", "p\\t:w"), V12},
+		{"v1.1 ERROR", fr("ERROR", "details", "message", "bad: thing\nhappened"), V11},
+		{"v1.0 plain", fr("SEND", "hello", "destination", "/queue/a", "x", "a:b\\c"), V10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wire := AppendFrame(nil, tc.f, tc.v)
+			got, n, err := Parse(wire, tc.v, Limits{})
+			if err != nil {
+				t.Fatalf("Parse(%q): %v", wire, err)
+			}
+			if n != len(wire) {
+				t.Errorf("Parse consumed %d of %d bytes", n, len(wire))
+			}
+			if d := frameDiff(got, tc.f); d != "" {
+				t.Errorf("wire %q: %s", wire, d)
+			}
+		})
+	}
+}
