@@ -1,0 +1,110 @@
+package child
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stomp-broker/stomp-broker/internal/logging"
+	"github.com/stomp-broker/stomp-broker/ipc"
+	"github.com/stomp-broker/stomp-broker/semaphore"
+)
+
+func init() {
+	// A child names its main thread "stomp-client" (see Run). The kernel
+	// keeps the name per thread and ps shows the main thread's, so keep the
+	// main goroutine on the main thread until Run has set it.
+	if os.Getenv(EnvRole) != "" {
+		runtime.LockOSThread()
+	}
+}
+
+// Run is the whole life of a child process: it checks that it really was
+// started by a parent, adopts the client socket (fd 3) and the parent
+// socketpair (fd 4), serves the client's STOMP session, and returns the
+// process exit status. It never returns before the client connection is
+// closed.
+//
+// Exit status 2 means the child was started wrongly (by hand, or with the
+// wrong descriptors) and touched nothing.
+func Run() int {
+	cfg, err := configFromEnv()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "stomp-broker child: %v\n", err)
+		return 2
+	}
+	if err := checkInheritedFDs(); err != nil {
+		fmt.Fprintf(os.Stderr, "stomp-broker child: %v\n", err)
+		return 2
+	}
+	// comm shows in ps, top and ss -p; the full args line says which client.
+	name := []byte("stomp-client\x00")
+	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&name[0])), 0, 0, 0)
+	runtime.UnlockOSThread()
+
+	log := logging.New(os.Stderr, cfg.LogLevel).With("role", "child", "client", cfg.ClientAddr)
+
+	clientFile := os.NewFile(FDClient, "client")
+	client, err := net.FileConn(clientFile)
+	clientFile.Close()
+	if err != nil {
+		log.Error("cannot adopt client socket", "err", err)
+		return 1
+	}
+	parentFile := os.NewFile(FDParent, "parent-ipc")
+	parent, err := ipc.FileConn(parentFile)
+	parentFile.Close()
+	if err != nil {
+		client.Close()
+		log.Error("cannot adopt parent socketpair", "err", err)
+		return 1
+	}
+	parent.MaxRecord = cfg.Limits.MaxBodyBytes + 2*cfg.Limits.MaxHeaderLines*cfg.Limits.MaxHeaderLineBytes + 4096
+
+	var sem *semaphore.Set
+	if cfg.Slots > 0 {
+		sem, err = semaphore.Join(cfg.SemaphoreID, cfg.Slots)
+		if err != nil {
+			client.Close()
+			parent.Close()
+			log.Error("cannot join the broker's semaphore set", "err", err)
+			return 1
+		}
+		defer sem.Leave()
+	}
+
+	// SIGTERM is the operator's scalpel: disconnect this one client
+	// cleanly. SIGINT and SIGHUP come from a terminal to the whole process
+	// group; shutting down is the parent's decision, so ignore them.
+	signal.Ignore(syscall.SIGINT, syscall.SIGHUP)
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+
+	s := newSession(cfg, log, client, parent, sem, term)
+	s.run()
+	return 0
+}
+
+// checkInheritedFDs makes sure fd 3 is a TCP (or unix stream) socket and fd
+// 4 a unix SEQPACKET socket before anything touches them.
+func checkInheritedFDs() error {
+	typ, err := unix.GetsockoptInt(FDClient, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil || typ != unix.SOCK_STREAM {
+		return fmt.Errorf("fd %d is not a stream socket (a child must be started by the parent)", FDClient)
+	}
+	dom, err := unix.GetsockoptInt(FDParent, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	if err != nil || dom != unix.AF_UNIX {
+		return fmt.Errorf("fd %d is not a unix socket (a child must be started by the parent)", FDParent)
+	}
+	typ, err = unix.GetsockoptInt(FDParent, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil || typ != unix.SOCK_SEQPACKET {
+		return fmt.Errorf("fd %d is not a SEQPACKET socket (a child must be started by the parent)", FDParent)
+	}
+	return nil
+}

@@ -1,0 +1,434 @@
+package child
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-stomp/stomp/v3/frame"
+
+	"github.com/stomp-broker/stomp-broker/ipc"
+	"github.com/stomp-broker/stomp-broker/stompwire"
+)
+
+// Destination prefixes the broker accepts.
+const (
+	TopicPrefix = "/topic/"
+	QueuePrefix = "/queue/"
+)
+
+// handleFrame applies one client frame. Every path either does what the
+// frame asks or ends the session with an ERROR naming the problem.
+func (s *session) handleFrame(f *frame.Frame) {
+	receipt := s.header(f, frame.Receipt)
+	if !s.connected {
+		if f.Command != frame.CONNECT && f.Command != frame.STOMP {
+			s.fail("expected CONNECT or STOMP frame", receipt, "the first frame must be CONNECT (or STOMP), not "+f.Command)
+			return
+		}
+		s.handleConnect(f)
+		return
+	}
+	if len(f.Body) > 0 && f.Command != frame.SEND {
+		s.fail(f.Command+" frame must not have a body", receipt, "")
+		return
+	}
+	switch f.Command {
+	case frame.CONNECT, frame.STOMP:
+		s.fail("already connected", receipt, "")
+		return
+	case frame.SEND:
+		if !s.handleSend(f, receipt) {
+			return
+		}
+	case frame.SUBSCRIBE:
+		if !s.handleSubscribe(f, receipt) {
+			return
+		}
+	case frame.UNSUBSCRIBE:
+		if !s.handleUnsubscribe(f, receipt) {
+			return
+		}
+	case frame.ACK, frame.NACK:
+		if tx := s.header(f, frame.Transaction); tx != "" {
+			if _, ok := s.txs[tx]; !ok {
+				s.fail("unknown transaction "+strconv.Quote(tx), receipt, "")
+				return
+			}
+			s.txs[tx] = append(s.txs[tx], txOp{f: f})
+		} else if !s.handleAck(f, receipt) {
+			return
+		}
+	case frame.BEGIN:
+		tx := s.header(f, frame.Transaction)
+		if tx == "" {
+			s.fail("BEGIN without transaction header", receipt, "")
+			return
+		}
+		if _, ok := s.txs[tx]; ok {
+			s.fail("transaction "+strconv.Quote(tx)+" already begun", receipt, "")
+			return
+		}
+		s.txs[tx] = []txOp{}
+	case frame.COMMIT, frame.ABORT:
+		tx := s.header(f, frame.Transaction)
+		ops, ok := s.txs[tx]
+		if !ok {
+			s.fail("unknown transaction "+strconv.Quote(tx), receipt, "")
+			return
+		}
+		delete(s.txs, tx)
+		if f.Command == frame.COMMIT {
+			// Everything the transaction held reaches the parent in this
+			// wake-up's one batch, which the parent applies in one go.
+			for _, op := range ops {
+				var ok bool
+				if op.f.Command == frame.SEND {
+					ok = s.forwardSend(op.f)
+				} else {
+					ok = s.handleAck(op.f, "")
+				}
+				if !ok {
+					return
+				}
+			}
+		}
+	case frame.DISCONNECT:
+		s.closing = true
+		if receipt == "" {
+			s.flush()
+			s.done = true
+			return
+		}
+		s.disconnectToken = s.sync(receipt)
+		return
+	default:
+		s.fail("unsupported command "+f.Command, receipt, "")
+		return
+	}
+	if receipt != "" {
+		s.sync(receipt)
+	}
+}
+
+// sync asks the parent to confirm it applied everything sent so far; the
+// RECEIPT goes out when it does. It returns the token used.
+func (s *session) sync(receiptID string) uint64 {
+	s.nextToken++
+	s.receipts[s.nextToken] = receiptID
+	s.toParent = ipc.AppendToken(s.toParent, ipc.KindSync, s.nextToken)
+	return s.nextToken
+}
+
+// header returns a header's first value; STOMP 1.0 peers often pad values
+// with spaces, so for them it is trimmed (1.1 and 1.2 forbid trimming).
+func (s *session) header(f *frame.Frame, name string) string {
+	v := f.Header.Get(name)
+	if s.version == stompwire.V10 {
+		v = strings.TrimSpace(v)
+	}
+	return v
+}
+
+// negotiate picks the highest version both sides speak from an
+// accept-version header; no header means a STOMP 1.0 client. It returns -1
+// if there is no common version.
+func negotiate(acceptVersion string) stompwire.Version {
+	if acceptVersion == "" {
+		return stompwire.V10
+	}
+	best := stompwire.Version(-1)
+	for _, v := range strings.Split(acceptVersion, ",") {
+		if pv, ok := stompwire.ParseVersion(strings.TrimSpace(v)); ok && pv > best {
+			best = pv
+		}
+	}
+	return best
+}
+
+func (s *session) handleConnect(f *frame.Frame) {
+	v := negotiate(f.Header.Get(frame.AcceptVersion))
+	if v < 0 {
+		e := frame.New(frame.ERROR, frame.Version, "1.0,1.1,1.2", frame.Message, "unsupported protocol version", frame.ContentType, "text/plain")
+		e.Body = []byte("this broker speaks STOMP 1.0, 1.1 and 1.2; the client offered " + f.Header.Get(frame.AcceptVersion) + "\n")
+		e.Header.Add(frame.ContentLength, strconv.Itoa(len(e.Body)))
+		s.writeFrame(e)
+		s.fail("unsupported protocol version", "", "")
+		return
+	}
+	s.version = v
+	login := f.Header.Get(frame.Login)
+	if err := s.authenticate(login, f.Header.Get(frame.Passcode)); err != nil {
+		s.fail("access denied", "", err.Error())
+		return
+	}
+	s.login = login
+	s.connected = true
+
+	reply := frame.New(frame.CONNECTED, frame.Session, "session-"+strconv.Itoa(os.Getpid()), frame.Server, s.cfg.ServerName)
+	if v > stompwire.V10 {
+		reply.Header.Add(frame.Version, v.String())
+		cx, cy := parseHeartBeat(f.Header.Get(frame.HeartBeat))
+		ours := s.cfg.HeartBeat
+		reply.Header.Add(frame.HeartBeat, strconv.FormatInt(ours.Milliseconds(), 10)+","+strconv.FormatInt(ours.Milliseconds(), 10))
+		// We send every max(ours, cy) if both are on; the client sends
+		// every max(cx, ours), and we allow twice that (plus a second)
+		// before calling it dead, as the spec asks receivers to be tolerant.
+		if ours > 0 && cy > 0 {
+			s.beatEvery = max(ours, cy)
+		}
+		if ours > 0 && cx > 0 {
+			s.readWindow.Store(int64(2*max(cx, ours) + time.Second))
+		}
+	} else {
+		reply.Header.Add(frame.Version, "1.0")
+	}
+	// Replace the CONNECT deadline: from now on only heart-beats bound reads.
+	if w := s.readWindow.Load(); w > 0 {
+		_ = s.client.SetReadDeadline(time.Now().Add(time.Duration(w)))
+	} else {
+		_ = s.client.SetReadDeadline(time.Time{})
+	}
+	s.writeFrame(reply)
+	s.toParent = ipc.AppendHello(s.toParent, ipc.SessionInfo{Addr: s.cfg.ClientAddr, Login: login, Version: v.String()})
+	s.log.Debug("client connected", "version", v.String(), "login", login)
+}
+
+// parseHeartBeat parses "cx,cy" in milliseconds; anything malformed counts
+// as "0,0" (no heart-beats), the spec's default.
+func parseHeartBeat(h string) (cx, cy time.Duration) {
+	a, b, ok := strings.Cut(h, ",")
+	if !ok {
+		return 0, 0
+	}
+	x, err1 := strconv.ParseUint(strings.TrimSpace(a), 10, 31)
+	y, err2 := strconv.ParseUint(strings.TrimSpace(b), 10, 31)
+	if err1 != nil || err2 != nil {
+		return 0, 0
+	}
+	return time.Duration(x) * time.Millisecond, time.Duration(y) * time.Millisecond
+}
+
+// checkDestination returns "" if dest is a destination the broker serves,
+// else the ERROR message.
+func checkDestination(dest string) string {
+	switch {
+	case dest == "":
+		return "missing destination header"
+	case strings.HasPrefix(dest, TopicPrefix) && len(dest) > len(TopicPrefix),
+		strings.HasPrefix(dest, QueuePrefix) && len(dest) > len(QueuePrefix):
+		return ""
+	}
+	return "unknown destination " + strconv.Quote(dest) + ": destinations start with " + TopicPrefix + " (broadcast) or " + QueuePrefix + " (one consumer per message)"
+}
+
+func (s *session) handleSend(f *frame.Frame, receipt string) bool {
+	dest := s.header(f, frame.Destination)
+	if msg := checkDestination(dest); msg != "" {
+		s.fail(msg, receipt, "")
+		return false
+	}
+	if tx := s.header(f, frame.Transaction); tx != "" {
+		if _, ok := s.txs[tx]; !ok {
+			s.fail("unknown transaction "+strconv.Quote(tx), receipt, "")
+			return false
+		}
+		s.txs[tx] = append(s.txs[tx], txOp{f: f})
+		return true
+	}
+	return s.forwardSend(f)
+}
+
+// forwardSend hands a SEND to the parent, minus the headers that only
+// concern this hop (receipt, transaction).
+func (s *session) forwardSend(f *frame.Frame) bool {
+	if s.version == stompwire.V10 {
+		f.Header.Set(frame.Destination, s.header(f, frame.Destination))
+	}
+	f.Header.Del(frame.Receipt)
+	f.Header.Del(frame.Transaction)
+	s.forward(f)
+	return true
+}
+
+// forward appends f to the batch for the parent, in STOMP 1.2 encoding.
+func (s *session) forward(f *frame.Frame) {
+	if s.cfg.Trace {
+		s.log.Info("trace: child→parent", "hop", "2 child → ipc packet", "pid", os.Getpid(), "record", ipc.KindFrame.String(), "frame", f.Command, "destination", f.Header.Get(frame.Destination))
+	}
+	var mark int
+	s.toParent, mark = ipc.BeginRecord(s.toParent, ipc.KindFrame)
+	s.toParent = stompwire.AppendFrame(s.toParent, f, stompwire.V12)
+	s.toParent = ipc.FinishRecord(s.toParent, mark)
+}
+
+func parseAckMode(v string) (ackMode, bool) {
+	switch v {
+	case "", "auto":
+		return ackAuto, true
+	case "client":
+		return ackClient, true
+	case "client-individual":
+		return ackClientIndividual, true
+	}
+	return 0, false
+}
+
+func (s *session) handleSubscribe(f *frame.Frame, receipt string) bool {
+	dest := s.header(f, frame.Destination)
+	if msg := checkDestination(dest); msg != "" {
+		s.fail(msg, receipt, "")
+		return false
+	}
+	id := s.header(f, frame.Id)
+	if id == "" {
+		if s.version > stompwire.V10 {
+			s.fail("SUBSCRIBE without id header", receipt, "STOMP 1.1 and 1.2 require an id on SUBSCRIBE")
+			return false
+		}
+		id = dest // STOMP 1.0: the destination names the subscription
+	}
+	if _, dup := s.subs[id]; dup {
+		s.fail("subscription id "+strconv.Quote(id)+" already in use", receipt, "")
+		return false
+	}
+	if s.cfg.MaxSubscriptions > 0 && len(s.subs) >= s.cfg.MaxSubscriptions {
+		s.fail("too many subscriptions (limit "+strconv.Itoa(s.cfg.MaxSubscriptions)+")", receipt, "")
+		return false
+	}
+	mode, ok := parseAckMode(s.header(f, frame.Ack))
+	if !ok {
+		s.fail("unknown ack mode "+strconv.Quote(f.Header.Get(frame.Ack)), receipt, "ack must be auto, client or client-individual")
+		return false
+	}
+	prefetch := s.cfg.DefaultPrefetch
+	for _, h := range []string{"prefetch-count", "activemq.prefetchSize"} {
+		if v := s.header(f, h); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				s.fail("bad "+h+" header "+strconv.Quote(v), receipt, "")
+				return false
+			}
+			if n > 0 { // 0 means "unlimited" to RabbitMQ; keep our default bound
+				prefetch = n
+			}
+			break
+		}
+	}
+	s.nextSub++
+	sub := &subscription{
+		id: id, key: strconv.FormatUint(s.nextSub, 10), dest: dest,
+		queue: strings.HasPrefix(dest, QueuePrefix), ack: mode, prefetch: max(prefetch, 1),
+	}
+	s.subs[id] = sub
+	s.subsByKey[sub.key] = sub
+	s.byDest[dest] = append(s.byDest[dest], sub)
+	s.forward(frame.New(frame.SUBSCRIBE, frame.Id, sub.key, frame.Destination, dest, frame.Ack, f.Header.Get(frame.Ack), "prefetch-count", strconv.Itoa(sub.prefetch)))
+	return true
+}
+
+func (s *session) handleUnsubscribe(f *frame.Frame, receipt string) bool {
+	id := s.header(f, frame.Id)
+	if id == "" && s.version == stompwire.V10 {
+		id = s.header(f, frame.Destination)
+	}
+	if id == "" {
+		s.fail("UNSUBSCRIBE without id header", receipt, "")
+		return false
+	}
+	sub, ok := s.subs[id]
+	if !ok {
+		s.fail("no subscription with id "+strconv.Quote(id), receipt, "")
+		return false
+	}
+	s.dropSubscription(sub)
+	s.forward(frame.New(frame.UNSUBSCRIBE, frame.Id, sub.key, frame.Destination, sub.dest))
+	return true
+}
+
+// dropSubscription forgets sub locally. Its unacked queue messages go back
+// to the queue: the parent requeues them when it sees the UNSUBSCRIBE.
+func (s *session) dropSubscription(sub *subscription) {
+	delete(s.subs, sub.id)
+	delete(s.subsByKey, sub.key)
+	list := s.byDest[sub.dest]
+	for i, x := range list {
+		if x == sub {
+			list = append(list[:i:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(s.byDest, sub.dest)
+	} else {
+		s.byDest[sub.dest] = list
+	}
+	for _, id := range sub.pending {
+		delete(s.unacked, id)
+	}
+}
+
+// ackID finds the message an ACK or NACK refers to: STOMP 1.2 uses id (the
+// MESSAGE's ack header), 1.1 and 1.0 message-id. Clients mix these up, so
+// any of them is accepted.
+func (s *session) ackID(f *frame.Frame) string {
+	for _, h := range []string{frame.Id, frame.MessageId, frame.Ack} {
+		if v := s.header(f, h); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// handleAck applies an ACK or NACK. Acks of messages that are not pending
+// here (topic messages in a client mode, or already acked) are no-ops.
+func (s *session) handleAck(f *frame.Frame, receipt string) bool {
+	id := s.ackID(f)
+	if id == "" {
+		s.fail(f.Command+" without id header", receipt, "STOMP 1.2 acknowledges with id (the MESSAGE's ack header); 1.0 and 1.1 with message-id")
+		return false
+	}
+	sub, ok := s.unacked[id]
+	if !ok {
+		return true
+	}
+	kind := ipc.KindAck
+	if f.Command == frame.NACK {
+		kind = ipc.KindNack
+	}
+	// client mode is cumulative: everything delivered on the subscription
+	// up to and including this message.
+	n := 1
+	if sub.ack == ackClient {
+		for i, p := range sub.pending {
+			if p == id {
+				n = i + 1
+				break
+			}
+		}
+		for _, p := range sub.pending[:n] {
+			s.settle(sub, p, kind)
+		}
+		sub.pending = append(sub.pending[:0], sub.pending[n:]...)
+		return true
+	}
+	s.settle(sub, id, kind)
+	for i, p := range sub.pending {
+		if p == id {
+			sub.pending = append(sub.pending[:i], sub.pending[i+1:]...)
+			break
+		}
+	}
+	return true
+}
+
+// settle tells the parent a delivered message was acked or nacked and
+// returns its credit to the subscription.
+func (s *session) settle(sub *subscription, id string, kind ipc.Kind) {
+	delete(s.unacked, id)
+	if sub.inflight > 0 {
+		sub.inflight--
+	}
+	s.toParent = ipc.AppendText(s.toParent, kind, id)
+}

@@ -1,0 +1,507 @@
+package child
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-stomp/stomp/v3/frame"
+
+	"github.com/stomp-broker/stomp-broker/ipc"
+	"github.com/stomp-broker/stomp-broker/semaphore"
+	"github.com/stomp-broker/stomp-broker/stompwire"
+)
+
+// session is one client's STOMP session. All of its fields are owned by
+// the goroutine running run; the two reader goroutines only hand it events
+// over channels (and the client reader reads readWindow).
+type session struct {
+	cfg    Config
+	log    *slog.Logger
+	client net.Conn
+	cw     *bufio.Writer // to the client; flushed once per wake-up
+	parent *ipc.Conn
+	sem    *semaphore.Set
+	term   <-chan os.Signal
+
+	version   stompwire.Version
+	connected bool
+	login     string
+	// closing is set after DISCONNECT: later frames are ignored and the
+	// session ends when the DISCONNECT's receipt (if any) has been sent.
+	closing bool
+	done    bool
+
+	subs      map[string]*subscription   // by the client's subscription id
+	subsByKey map[string]*subscription   // by the key the parent knows
+	byDest    map[string][]*subscription // by destination
+	unacked   map[string]*subscription   // client-mode queue deliveries awaiting ACK, by message id
+	nextSub   uint64
+
+	txs map[string][]txOp
+
+	receipts        map[uint64]string // sync token → receipt id to send when SYNCED arrives
+	nextToken       uint64
+	disconnectToken uint64 // SYNCED for this token ends the session (0 = none)
+
+	toParent []byte   // records to send to the parent at the end of this wake-up
+	autoAcks []string // auto-mode queue deliveries to ACK once written to the socket
+	scratch  []byte   // encoding buffer for frames to the client
+
+	readWindow atomic.Int64 // heart-beat read window in ns for the client reader; 0 = none
+	beatEvery  time.Duration
+	wroteSince bool // something went to the client since the last heart-beat tick
+}
+
+type ackMode int
+
+const (
+	ackAuto ackMode = iota
+	ackClient
+	ackClientIndividual
+)
+
+// subscription is one SUBSCRIBE of this client.
+type subscription struct {
+	id       string // the client's id (the MESSAGE subscription header)
+	key      string // unique for the life of the child; what the parent knows
+	dest     string
+	queue    bool
+	ack      ackMode
+	prefetch int
+	inflight int      // queue messages claimed or delivered and not yet acked
+	pending  []string // client-mode message ids in delivery order, for cumulative ACK
+}
+
+// txOp is a frame held back until its transaction commits.
+type txOp struct {
+	f *frame.Frame
+}
+
+type clientEvent struct {
+	f   *frame.Frame
+	err error
+}
+
+type parentEvent struct {
+	batch []byte
+	err   error
+}
+
+func newSession(cfg Config, log *slog.Logger, client net.Conn, parent *ipc.Conn, sem *semaphore.Set, term <-chan os.Signal) *session {
+	return &session{
+		cfg:       cfg,
+		log:       log,
+		client:    client,
+		cw:        bufio.NewWriterSize(client, 64<<10),
+		parent:    parent,
+		sem:       sem,
+		term:      term,
+		version:   stompwire.V12,
+		subs:      map[string]*subscription{},
+		subsByKey: map[string]*subscription{},
+		byDest:    map[string][]*subscription{},
+		unacked:   map[string]*subscription{},
+		txs:       map[string][]txOp{},
+		receipts:  map[uint64]string{},
+	}
+}
+
+// run serves the session until the client or the parent goes away.
+func (s *session) run() {
+	defer s.finish()
+	if s.cfg.ConnectTimeout > 0 {
+		_ = s.client.SetReadDeadline(time.Now().Add(s.cfg.ConnectTimeout))
+	}
+	frames := make(chan clientEvent, 64)
+	go s.readClient(frames)
+	batches := make(chan parentEvent, 4)
+	go s.readParent(batches)
+
+	var beat <-chan time.Time
+	for !s.done {
+		if s.beatEvery > 0 && beat == nil {
+			t := time.NewTicker(s.beatEvery)
+			defer t.Stop()
+			beat = t.C
+		}
+		select {
+		case ev := <-frames:
+			s.onClient(ev)
+		case ev := <-batches:
+			s.onParent(ev)
+		case <-beat:
+			if !s.wroteSince {
+				s.cw.Write([]byte{'\n'})
+			}
+			s.wroteSince = false
+		case <-s.term:
+			s.fail("disconnected by operator", "", "")
+		}
+		// Take whatever else is already waiting before writing anything,
+		// so one wake-up costs one write per socket however many frames
+		// it handled.
+	drain:
+		for i := 0; i < 256 && !s.done; i++ {
+			select {
+			case ev := <-frames:
+				s.onClient(ev)
+			case ev := <-batches:
+				s.onParent(ev)
+			default:
+				break drain
+			}
+		}
+		s.flush()
+	}
+}
+
+// readClient reads frames from the client until an error and hands them to
+// the session loop. It owns the stompwire.Reader.
+func (s *session) readClient(out chan<- clientEvent) {
+	r := stompwire.NewReader(&deadlineReader{conn: s.client, window: &s.readWindow}, s.cfg.Limits)
+	for {
+		f, err := r.Read()
+		if err != nil {
+			out <- clientEvent{err: err}
+			return
+		}
+		if f != nil && (f.Command == frame.CONNECT || f.Command == frame.STOMP) {
+			// The reply decides the escaping rules for every later frame,
+			// and CONNECT is version-agnostic, so switch now: the session
+			// loop cannot answer before this goroutine reads on.
+			r.SetVersion(negotiate(f.Header.Get(frame.AcceptVersion)))
+		}
+		out <- clientEvent{f: f}
+	}
+}
+
+// deadlineReader pushes the read deadline forward before every read while
+// heart-beating is on, so a silent client is noticed.
+type deadlineReader struct {
+	conn   net.Conn
+	window *atomic.Int64
+}
+
+func (d *deadlineReader) Read(p []byte) (int, error) {
+	if w := d.window.Load(); w > 0 {
+		_ = d.conn.SetReadDeadline(time.Now().Add(time.Duration(w)))
+	}
+	return d.conn.Read(p)
+}
+
+// readParent reads ipc batches from the parent and hands them (copied, as
+// the ipc buffer is reused) to the session loop.
+func (s *session) readParent(out chan<- parentEvent) {
+	for {
+		b, err := s.parent.ReadBatch()
+		if err != nil {
+			out <- parentEvent{err: err}
+			return
+		}
+		out <- parentEvent{batch: append([]byte(nil), b...)}
+	}
+}
+
+// flush sends what this wake-up produced: frames to the client first, then
+// records to the parent (including the ACKs of auto-mode messages, which
+// count as consumed only once written).
+func (s *session) flush() {
+	if s.cw.Buffered() > 0 {
+		s.wroteSince = true
+		if err := s.cw.Flush(); err != nil {
+			s.log.Debug("client write failed", "err", err)
+			s.done = true
+			return
+		}
+	}
+	for _, id := range s.autoAcks {
+		s.toParent = ipc.AppendText(s.toParent, ipc.KindAck, id)
+	}
+	s.autoAcks = s.autoAcks[:0]
+	if len(s.toParent) > 0 {
+		if err := s.parent.WriteBatch(s.toParent); err != nil {
+			s.log.Warn("parent went away", "err", err)
+			s.done = true
+		}
+		s.toParent = s.toParent[:0]
+	}
+}
+
+// finish closes both connections; the parent sees EOF and forgets (or
+// requeues) everything this child held.
+func (s *session) finish() {
+	s.flush()
+	s.client.Close()
+	s.parent.Close()
+}
+
+func (s *session) onClient(ev clientEvent) {
+	if s.done {
+		return
+	}
+	if ev.err != nil {
+		s.onClientError(ev.err)
+		return
+	}
+	if ev.f == nil { // heart-beat
+		return
+	}
+	if s.closing {
+		return // the client must not send after DISCONNECT; ignore it
+	}
+	if s.cfg.Trace {
+		s.log.Info("trace: client→child", "hop", "1 client socket → child reader", "pid", os.Getpid(), "frame", ev.f.Command, "destination", ev.f.Header.Get(frame.Destination))
+	}
+	s.handleFrame(ev.f)
+}
+
+func (s *session) onClientError(err error) {
+	var pe *stompwire.ProtocolError
+	var ne net.Error
+	switch {
+	case errors.Is(err, io.EOF):
+		s.done = true
+	case errors.As(err, &pe):
+		s.fail(pe.Msg, "", "")
+	case errors.As(err, &ne) && ne.Timeout():
+		if !s.connected {
+			s.fail("no CONNECT frame within "+s.cfg.ConnectTimeout.String(), "", "")
+		} else {
+			s.fail("heart-beat timeout: no data from the client within "+time.Duration(s.readWindow.Load()).String(), "", "")
+		}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		s.done = true
+	default:
+		s.log.Debug("client read failed", "err", err)
+		s.done = true
+	}
+}
+
+func (s *session) onParent(ev parentEvent) {
+	if ev.err != nil {
+		if !s.done {
+			s.fail("broker went away", "", "")
+		}
+		return
+	}
+	rest := ev.batch
+	for len(rest) > 0 && !s.done {
+		k, body, r, err := ipc.NextRecord(rest)
+		if err != nil {
+			s.log.Error("bad record from parent", "err", err)
+			s.fail("internal broker error", "", "")
+			return
+		}
+		rest = r
+		if err := s.handleRecord(k, body); err != nil {
+			s.log.Error("bad record from parent", "kind", k, "err", err)
+			s.fail("internal broker error", "", "")
+			return
+		}
+	}
+}
+
+// handleRecord applies one record from the parent.
+func (s *session) handleRecord(k ipc.Kind, body []byte) error {
+	switch k {
+	case ipc.KindDeliver:
+		dest, msgID, enc, err := ipc.DecodeMessage(body)
+		if err != nil {
+			return err
+		}
+		for _, sub := range s.byDest[dest] {
+			s.writeMessage(enc, sub, msgID)
+		}
+	case ipc.KindOffer:
+		o, err := ipc.DecodeOffer(body)
+		if err != nil {
+			return err
+		}
+		s.onOffer(o)
+	case ipc.KindGrant:
+		key, msgID, enc, err := ipc.DecodeMessage(body)
+		if err != nil {
+			return err
+		}
+		s.onGrant(key, msgID, enc)
+	case ipc.KindDeny:
+		key, _, err := ipc.DecodeDeny(body)
+		if err != nil {
+			return err
+		}
+		if sub := s.subsByKey[key]; sub != nil && sub.inflight > 0 {
+			sub.inflight--
+		}
+	case ipc.KindSynced:
+		token, err := ipc.DecodeToken(body)
+		if err != nil {
+			return err
+		}
+		if id, ok := s.receipts[token]; ok {
+			delete(s.receipts, token)
+			s.writeFrame(frame.New(frame.RECEIPT, frame.ReceiptId, id))
+		}
+		if token == s.disconnectToken {
+			s.flush()
+			s.done = true
+		}
+	case ipc.KindShutdown:
+		s.fail(string(body), "", "")
+	default:
+		return errors.New("unexpected record kind " + k.String())
+	}
+	return nil
+}
+
+// onOffer races for a queue message if a subscription to its queue has
+// credit. Winning the semaphore is not delivering: the claim goes to the
+// parent, whose ledger grants or denies it.
+func (s *session) onOffer(o ipc.Offer) {
+	var best *subscription
+	for _, sub := range s.byDest[o.Destination] {
+		if sub.queue && sub.inflight < sub.prefetch && (best == nil || sub.prefetch-sub.inflight > best.prefetch-best.inflight) {
+			best = sub
+		}
+	}
+	if best == nil {
+		return // no credit: the parent offers again when an ACK frees some
+	}
+	won, err := s.sem.TryTake(o.Slot)
+	if err != nil {
+		s.log.Error("semaphore failed", "err", err)
+		s.fail("internal broker error (semaphore set gone)", "", "")
+		return
+	}
+	if s.cfg.Trace {
+		s.log.Info("trace: child races", "hop", "5 semaphore race", "pid", os.Getpid(), "slot", o.Slot, "gen", o.Gen, "message-id", o.MessageID, "won", won)
+	}
+	if !won {
+		return
+	}
+	best.inflight++
+	s.toParent = ipc.AppendClaim(s.toParent, ipc.Claim{Slot: o.Slot, Gen: o.Gen, SubID: best.key, MessageID: o.MessageID})
+}
+
+// onGrant delivers a queue message the parent granted to this child.
+func (s *session) onGrant(key, msgID string, enc []byte) {
+	sub := s.subsByKey[key]
+	if sub == nil {
+		return // unsubscribed meanwhile; the parent requeued it when it saw the UNSUBSCRIBE
+	}
+	s.writeMessage(enc, sub, msgID)
+	if sub.ack == ackAuto {
+		if sub.inflight > 0 {
+			sub.inflight--
+		}
+		s.autoAcks = append(s.autoAcks, msgID)
+		return
+	}
+	sub.pending = append(sub.pending, msgID)
+	s.unacked[msgID] = sub
+}
+
+// writeMessage writes a MESSAGE for sub. enc is the frame in STOMP 1.2
+// wire form starting with "MESSAGE\n"; the subscription and ack headers go
+// first, so they win over any same-named header (the first one counts).
+func (s *session) writeMessage(enc []byte, sub *subscription, msgID string) {
+	if s.cfg.Trace {
+		s.log.Info("trace: child→client", "hop", "8 child writer → client socket", "pid", os.Getpid(), "frame", "MESSAGE", "destination", sub.dest, "message-id", msgID, "subscription", sub.id)
+	}
+	const prefix = "MESSAGE\n"
+	if s.version == stompwire.V12 && len(enc) >= len(prefix) && string(enc[:len(prefix)]) == prefix {
+		b := append(s.scratch[:0], prefix...)
+		b = append(b, "subscription:"...)
+		b = appendEscaped12(b, sub.id)
+		b = append(b, '\n')
+		if sub.ack != ackAuto {
+			b = append(b, "ack:"...)
+			b = appendEscaped12(b, msgID)
+			b = append(b, '\n')
+		}
+		s.scratch = b
+		s.cw.Write(b)
+		s.cw.Write(enc[len(prefix):])
+		return
+	}
+	f, _, err := stompwire.Parse(enc, stompwire.V12, s.cfg.Limits)
+	if err != nil || f == nil {
+		s.log.Error("undecodable MESSAGE from parent", "err", err)
+		return
+	}
+	out := frame.New(frame.MESSAGE, frame.Subscription, sub.id)
+	if sub.ack != ackAuto {
+		out.Header.Add(frame.Ack, msgID)
+	}
+	for i := 0; i < f.Header.Len(); i++ {
+		k, v := f.Header.GetAt(i)
+		out.Header.Add(k, v)
+	}
+	out.Body = f.Body
+	s.writeFrame(out)
+}
+
+// appendEscaped12 appends s with STOMP 1.2 header escaping.
+func appendEscaped12(b []byte, s string) []byte {
+	if !strings.ContainsAny(s, "\\\n\r:") {
+		return append(b, s...)
+	}
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			b = append(b, '\\', '\\')
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case ':':
+			b = append(b, '\\', 'c')
+		default:
+			b = append(b, s[i])
+		}
+	}
+	return b
+}
+
+// writeFrame encodes f in the session's version and buffers it.
+func (s *session) writeFrame(f *frame.Frame) {
+	s.scratch = stompwire.AppendFrame(s.scratch[:0], f, s.version)
+	s.cw.Write(s.scratch)
+}
+
+// fail sends an ERROR frame and ends the session, as the spec requires
+// after any ERROR. message is the short text for the message header.
+func (s *session) fail(message, receiptID, detail string) {
+	if s.done {
+		return
+	}
+	f := frame.New(frame.ERROR, frame.Message, message, frame.ContentType, "text/plain")
+	if receiptID != "" {
+		f.Header.Add(frame.ReceiptId, receiptID)
+	}
+	if detail == "" {
+		detail = message
+	}
+	f.Body = []byte(detail + "\n")
+	f.Header.Add(frame.ContentLength, strconv.Itoa(len(f.Body)))
+	s.log.Info("closing client with ERROR", "message", message)
+	_ = s.client.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	s.writeFrame(f)
+	s.flush()
+	s.done = true
+	// Half-close and read what the client still sends for a moment, so the
+	// kernel does not answer unread data with a RST that destroys the ERROR
+	// frame before the client reads it.
+	if tc, ok := s.client.(interface{ CloseWrite() error }); ok {
+		_ = tc.CloseWrite()
+		_ = s.client.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		_, _ = io.Copy(io.Discard, io.LimitReader(s.client, 1<<20))
+	}
+}

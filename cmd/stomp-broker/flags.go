@@ -1,0 +1,72 @@
+package main
+
+import (
+	"time"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Flag names, used by serve to read them.
+const (
+	flagListen           = "listen"
+	flagDaemonize        = "daemonize"
+	flagPidfile          = "pidfile"
+	flagLogFile          = "log-file"
+	flagLogLevel         = "log-level"
+	flagTrace            = "trace"
+	flagMaxClients       = "max-clients"
+	flagMaxFrameSize     = "max-frame-size"
+	flagMaxHeaders       = "max-headers"
+	flagMaxHeaderLine    = "max-header-line"
+	flagMaxSubscriptions = "max-subscriptions"
+	flagConnectTimeout   = "connect-timeout"
+	flagHeartBeat        = "heart-beat"
+	flagOutboxLimit      = "slow-consumer-limit"
+	flagMaxQueueMemory   = "max-queue-memory"
+	flagPrefetch         = "default-prefetch"
+	flagSlots            = "semaphore-slots"
+	flagIPCNamespace     = "ipc-namespace"
+	flagRuntimeDir       = "runtime-dir"
+	flagUsers            = "users"
+	flagShutdownTimeout  = "shutdown-timeout"
+)
+
+func env(name string) []string { return []string{"STOMP_BROKER_" + name} }
+
+// serveFlags are the broker's flags. Every one can also be set through the
+// environment variable named in its help.
+func serveFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringSliceFlag{Name: flagListen, Aliases: []string{"l"}, Value: cli.NewStringSlice("127.0.0.1:61613"), EnvVars: env("LISTEN"),
+			Usage: "`ADDR` to accept STOMP clients on (repeatable); ignored when systemd passes sockets (LISTEN_FDS)"},
+		&cli.BoolFlag{Name: flagDaemonize, Aliases: []string{"d"}, EnvVars: env("DAEMONIZE"),
+			Usage: "run in the background; the command returns once the broker is listening"},
+		&cli.StringFlag{Name: flagPidfile, EnvVars: env("PIDFILE"), Usage: "write the parent's pid to `PATH` (removed on a clean stop)"},
+		&cli.StringFlag{Name: flagLogFile, EnvVars: env("LOG_FILE"), Usage: "append logs to `PATH` instead of stderr (with --daemonize: default /dev/null)"},
+		&cli.StringFlag{Name: flagLogLevel, Value: "info", EnvVars: env("LOG_LEVEL"), Usage: "`LEVEL`: debug, info, warn or error"},
+		&cli.BoolFlag{Name: flagTrace, EnvVars: env("TRACE"), Usage: "log every hop of every message through the processes (for learning and debugging)"},
+		&cli.IntFlag{Name: flagMaxClients, Value: 1000, EnvVars: env("MAX_CLIENTS"),
+			Usage: "most clients (child processes) at once; more get an ERROR and are closed, no process is started (0 = no limit)"},
+		&cli.IntFlag{Name: flagMaxFrameSize, Value: 4 << 20, EnvVars: env("MAX_FRAME_SIZE"), Usage: "largest frame body in `BYTES` a client may send"},
+		&cli.IntFlag{Name: flagMaxHeaders, Value: 128, EnvVars: env("MAX_HEADERS"), Usage: "most headers in one frame"},
+		&cli.IntFlag{Name: flagMaxHeaderLine, Value: 8192, EnvVars: env("MAX_HEADER_LINE"), Usage: "longest command or header line in `BYTES`"},
+		&cli.IntFlag{Name: flagMaxSubscriptions, Value: 1000, EnvVars: env("MAX_SUBSCRIPTIONS"), Usage: "most subscriptions per connection"},
+		&cli.DurationFlag{Name: flagConnectTimeout, Value: 10 * time.Second, EnvVars: env("CONNECT_TIMEOUT"), Usage: "how long a new client may take to send CONNECT"},
+		&cli.DurationFlag{Name: flagHeartBeat, Value: 10 * time.Second, EnvVars: env("HEART_BEAT"),
+			Usage: "heart-beat interval the broker offers and asks for (0 = none); silent clients are closed after twice the negotiated interval"},
+		&cli.IntFlag{Name: flagOutboxLimit, Value: 8 << 20, EnvVars: env("SLOW_CONSUMER_LIMIT"),
+			Usage: "`BYTES` of messages that may wait for one client before it is disconnected as a slow consumer"},
+		&cli.Int64Flag{Name: flagMaxQueueMemory, Value: 256 << 20, EnvVars: env("MAX_QUEUE_MEMORY"),
+			Usage: "`BYTES` of unacknowledged queue messages the broker holds; a SEND beyond it gets an ERROR"},
+		&cli.IntFlag{Name: flagPrefetch, Value: 32, EnvVars: env("DEFAULT_PREFETCH"),
+			Usage: "unacknowledged queue messages one subscription may hold, unless SUBSCRIBE says prefetch-count or activemq.prefetchSize"},
+		&cli.IntFlag{Name: flagSlots, Value: 256, EnvVars: env("SEMAPHORE_SLOTS"), Usage: "semaphores in the set used to offer queue messages (messages on offer at once)"},
+		&cli.StringFlag{Name: flagIPCNamespace, Value: "auto", EnvVars: env("IPC_NAMESPACE"),
+			Usage: "`MODE` auto|on|off: run in a private IPC namespace so no semaphore set can outlive the broker (auto: when permitted)"},
+		&cli.StringFlag{Name: flagRuntimeDir, EnvVars: []string{"STOMP_BROKER_RUNTIME_DIR", "RUNTIME_DIRECTORY"},
+			Usage: "`DIR` for the semaphore record swept after a crash (default $XDG_RUNTIME_DIR or /tmp)"},
+		&cli.StringFlag{Name: flagUsers, EnvVars: env("USERS"), Usage: "`FILE` of login:bcrypt-hash lines; when set, CONNECT must carry a valid login and passcode"},
+		&cli.DurationFlag{Name: flagShutdownTimeout, Value: 5 * time.Second, EnvVars: env("SHUTDOWN_TIMEOUT"),
+			Usage: "on SIGTERM, how long clients get to be closed cleanly before their processes are killed"},
+	}
+}

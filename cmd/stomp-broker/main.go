@@ -1,0 +1,55 @@
+// Command stomp-broker is a STOMP 1.0/1.1/1.2 message broker built the
+// classic pre-fork way: one parent process listens, and every client is
+// served by a child process of its own. See README.md and
+// docs/ARCHITECTURE.md.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/stomp-broker/stomp-broker/child"
+)
+
+// version is the broker's version, sent in CONNECTED's server header.
+const version = "0.1.0"
+
+func main() {
+	// A child is started by the parent with a role variable set; route it
+	// before the CLI parses anything, so a child cannot be confused by
+	// flags or by its unusual argv[0] ("stomp-broker: client ADDR").
+	if len(os.Args) > 1 && os.Args[1] == "child" {
+		os.Exit(child.Run())
+	}
+	if err := newApp().Run(os.Args); err != nil {
+		fmt.Fprintf(os.Stderr, "stomp-broker: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:    "stomp-broker",
+		Usage:   "a STOMP message broker with one process per client",
+		Version: version,
+		Description: "Serves STOMP 1.0, 1.1 and 1.2 on --listen (default 127.0.0.1:61613).\n" +
+			"/topic/NAME destinations broadcast to every subscriber; /queue/NAME destinations\n" +
+			"give each message to exactly one consumer, with acknowledgements and redelivery.\n" +
+			"Every client is served by its own process (see `ps`): `kill PID` disconnects that\n" +
+			"one client. Run with no arguments for a broker on the defaults.",
+		Flags:  serveFlags(),
+		Action: serve,
+		Commands: []*cli.Command{
+			{
+				Name:   "child",
+				Hidden: true,
+				Usage:  "internal: serve one client (started by the parent process)",
+				Action: func(*cli.Context) error { os.Exit(child.Run()); return nil },
+			},
+			ipcCleanCommand(),
+		},
+		EnableBashCompletion: true,
+	}
+}

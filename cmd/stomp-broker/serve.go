@@ -1,0 +1,395 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/stomp-broker/stomp-broker/child"
+	"github.com/stomp-broker/stomp-broker/internal/logging"
+	"github.com/stomp-broker/stomp-broker/parent"
+	"github.com/stomp-broker/stomp-broker/semaphore"
+	"github.com/stomp-broker/stomp-broker/stompwire"
+	"github.com/stomp-broker/stomp-broker/systemd"
+)
+
+// Environment variables between a `--daemonize` launcher and its daemon.
+const (
+	// envDaemonNotifyFD names the fd of the pipe the daemon reports on:
+	// "READY <addresses>" once listening, or "ERROR <text>".
+	envDaemonNotifyFD = "STOMP_BROKER_DAEMON_NOTIFY_FD"
+)
+
+// usageError is a CLI error that names the flag at fault.
+func usageError(flag, format string, args ...any) error {
+	return cli.Exit(fmt.Sprintf("stomp-broker: --%s: %s", flag, fmt.Sprintf(format, args...)), 2)
+}
+
+// checkFlags validates what urfave/cli cannot.
+func checkFlags(c *cli.Context) error {
+	if _, ok := logging.ParseLevel(c.String(flagLogLevel)); !ok {
+		return usageError(flagLogLevel, "unknown level %q (want debug, info, warn or error)", c.String(flagLogLevel))
+	}
+	switch c.String(flagIPCNamespace) {
+	case "auto", "on", "off":
+	default:
+		return usageError(flagIPCNamespace, "unknown mode %q (want auto, on or off)", c.String(flagIPCNamespace))
+	}
+	for _, f := range []string{flagMaxFrameSize, flagMaxHeaders, flagMaxHeaderLine, flagOutboxLimit, flagPrefetch, flagSlots} {
+		if c.Int(f) <= 0 {
+			return usageError(f, "must be positive, got %d", c.Int(f))
+		}
+	}
+	if c.Int(flagSlots) > 30000 {
+		return usageError(flagSlots, "at most 30000 (the kernel's SEMMSL), got %d", c.Int(flagSlots))
+	}
+	for _, f := range []string{flagMaxClients, flagMaxSubscriptions} {
+		if c.Int(f) < 0 {
+			return usageError(f, "must not be negative, got %d", c.Int(f))
+		}
+	}
+	if c.Int64(flagMaxQueueMemory) <= 0 {
+		return usageError(flagMaxQueueMemory, "must be positive")
+	}
+	if c.Duration(flagConnectTimeout) <= 0 {
+		return usageError(flagConnectTimeout, "must be positive")
+	}
+	if c.Duration(flagHeartBeat) < 0 {
+		return usageError(flagHeartBeat, "must not be negative")
+	}
+	if u := c.String(flagUsers); u != "" {
+		if _, err := os.Stat(u); err != nil {
+			return usageError(flagUsers, "%v", err)
+		}
+	}
+	if c.Args().Len() > 0 {
+		return cli.Exit(fmt.Sprintf("stomp-broker: unexpected argument %q (see --help)", c.Args().First()), 2)
+	}
+	return nil
+}
+
+// serve is the default action: run the broker until SIGTERM or SIGINT.
+func serve(c *cli.Context) error {
+	if err := checkFlags(c); err != nil {
+		return err
+	}
+	_, isDaemon := os.LookupEnv(envDaemonNotifyFD)
+	if c.Bool(flagDaemonize) && !isDaemon {
+		return daemonize(c)
+	}
+	report := newDaemonReport()
+
+	// Private IPC namespace first (it re-executes this same process), so
+	// the semaphore set and every child live in it and vanish with us.
+	nsMode := c.String(flagIPCNamespace)
+	var nsWarning error
+	if nsMode != "off" && !semaphore.InPrivateIPCNamespace() {
+		err := semaphore.EnterPrivateIPCNamespace("1") // returns only on failure
+		if nsMode == "on" {
+			report.fail(err)
+			return fmt.Errorf("--%s=on: %w", flagIPCNamespace, err)
+		}
+		nsWarning = err
+	}
+
+	log, logOut, closeLog, err := openLog(c)
+	if err != nil {
+		report.fail(err)
+		return err
+	}
+	defer closeLog()
+	if nsWarning != nil {
+		log.Warn("no private IPC namespace; relying on the semaphore refcount and the start-up sweep", "err", nsWarning)
+	}
+
+	// Take what systemd handed us before any child can inherit it.
+	notifier := systemd.NewNotifierFromEnv()
+	activated, err := systemd.Listeners()
+	if err != nil {
+		report.fail(err)
+		return fmt.Errorf("socket activation: %w", err)
+	}
+	systemd.ScrubEnv()
+
+	var listeners []net.Listener
+	for _, nl := range activated {
+		listeners = append(listeners, nl.Listener)
+	}
+	if len(listeners) == 0 {
+		for _, addr := range c.StringSlice(flagListen) {
+			l, err := net.Listen("tcp", addr)
+			if err != nil {
+				err = usageError(flagListen, "%v", err)
+				report.fail(err)
+				return err
+			}
+			listeners = append(listeners, l)
+		}
+	}
+
+	recordPath := ""
+	if !semaphore.InPrivateIPCNamespace() {
+		recordPath = filepath.Join(runtimeDir(c), "stomp-broker-"+portTag(listeners)+".ipc")
+		if res, err := semaphore.Sweep(recordPath); err != nil {
+			log.Warn("sweeping a crashed broker's semaphore set failed", "record", recordPath, "err", err)
+		} else if res.Removed {
+			log.Warn("removed the semaphore set of a broker that died", "semid", res.SemID, "pid", res.ParentPID, "reason", res.Reason)
+		}
+	}
+
+	if pf := c.String(flagPidfile); pf != "" {
+		if err := os.WriteFile(pf, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			err = usageError(flagPidfile, "%v", err)
+			report.fail(err)
+			return err
+		}
+		defer os.Remove(pf)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	cfg := parent.Config{
+		Listeners: listeners,
+		Child: child.Config{
+			Limits: stompwire.Limits{
+				MaxHeaderLines:     c.Int(flagMaxHeaders),
+				MaxHeaderLineBytes: c.Int(flagMaxHeaderLine),
+				MaxBodyBytes:       c.Int(flagMaxFrameSize),
+			},
+			ConnectTimeout:   c.Duration(flagConnectTimeout),
+			HeartBeat:        c.Duration(flagHeartBeat),
+			MaxSubscriptions: c.Int(flagMaxSubscriptions),
+			DefaultPrefetch:  c.Int(flagPrefetch),
+			UsersFile:        absPath(c.String(flagUsers)),
+			LogLevel:         c.String(flagLogLevel),
+			ServerName:       "stomp-broker/" + version,
+		},
+		Slots:           c.Int(flagSlots),
+		OutboxLimit:     c.Int(flagOutboxLimit),
+		MaxClients:      c.Int(flagMaxClients),
+		MaxQueueBytes:   c.Int64(flagMaxQueueMemory),
+		ShutdownTimeout: c.Duration(flagShutdownTimeout),
+		Log:             log,
+		ChildStderr:     logOut,
+		Notifier:        multiNotifier{notifier, report},
+		Trace:           c.Bool(flagTrace),
+		SemaphoreCreated: func(id int) {
+			if recordPath != "" {
+				if err := semaphore.WriteRecord(recordPath, id); err != nil {
+					log.Warn("cannot record the semaphore set for crash clean-up", "record", recordPath, "err", err)
+				}
+			}
+		},
+	}
+	b, err := parent.New(cfg)
+	if err != nil {
+		report.fail(err)
+		return err
+	}
+	err = b.Serve(ctx)
+	if recordPath != "" {
+		os.Remove(recordPath)
+	}
+	if err != nil {
+		report.fail(err)
+		return err
+	}
+	log.Info("broker stopped")
+	return nil
+}
+
+// openLog returns the logger, the file children should log to, and a closer.
+func openLog(c *cli.Context) (*slog.Logger, *os.File, func(), error) {
+	out := os.Stderr
+	closeFn := func() {}
+	if path := c.String(flagLogFile); path != "" {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, nil, nil, usageError(flagLogFile, "%v", err)
+		}
+		out = f
+		closeFn = func() { f.Close() }
+	}
+	return logging.New(out, c.String(flagLogLevel)), out, closeFn, nil
+}
+
+func runtimeDir(c *cli.Context) string {
+	if d := c.String(flagRuntimeDir); d != "" {
+		return d
+	}
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		return d
+	}
+	return os.TempDir()
+}
+
+// portTag names the crash record after the listening ports, so brokers on
+// different ports do not sweep each other's sets.
+func portTag(ls []net.Listener) string {
+	var parts []string
+	for _, l := range ls {
+		a := l.Addr().String()
+		if i := strings.LastIndexByte(a, ':'); i >= 0 {
+			a = a[i+1:]
+		}
+		parts = append(parts, a)
+	}
+	return strings.Join(parts, "-")
+}
+
+func absPath(p string) string {
+	if p == "" {
+		return ""
+	}
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
+// multiNotifier fans life-cycle events out to systemd and to a
+// --daemonize launcher.
+type multiNotifier struct {
+	sd     *systemd.Notifier
+	daemon *daemonReport
+}
+
+func (m multiNotifier) Ready(status string) error {
+	m.daemon.ready(status)
+	return m.sd.Ready(status)
+}
+
+func (m multiNotifier) Stopping() error { return m.sd.Stopping() }
+
+// daemonReport is the daemon's side of the --daemonize pipe; a no-op when
+// the broker was not started by a launcher.
+type daemonReport struct{ w *os.File }
+
+func newDaemonReport() *daemonReport {
+	fd, err := strconv.Atoi(os.Getenv(envDaemonNotifyFD))
+	if err != nil || fd < 3 {
+		return &daemonReport{}
+	}
+	os.Unsetenv(envDaemonNotifyFD)
+	syscall.CloseOnExec(fd)
+	return &daemonReport{w: os.NewFile(uintptr(fd), "daemon-notify")}
+}
+
+func (d *daemonReport) ready(status string) {
+	if d.w != nil {
+		fmt.Fprintf(d.w, "READY %s\n", status)
+		d.w.Close()
+		d.w = nil
+	}
+}
+
+func (d *daemonReport) fail(err error) {
+	if d.w != nil && err != nil {
+		fmt.Fprintf(d.w, "ERROR %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+		d.w.Close()
+		d.w = nil
+	}
+}
+
+// daemonize starts the broker again in the background, detached from the
+// terminal (new session, stdio on /dev/null), and returns once it reports
+// that it is listening, or with its start-up error.
+func daemonize(c *cli.Context) error {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("daemonize: %w", err)
+	}
+	defer r.Close()
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("daemonize: %w", err)
+	}
+	defer devnull.Close()
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("daemonize: %w", err)
+	}
+	attr := &os.ProcAttr{
+		Env:   append(os.Environ(), envDaemonNotifyFD+"=3"),
+		Files: []*os.File{devnull, devnull, devnull, w},
+		Sys:   &syscall.SysProcAttr{Setsid: true},
+	}
+	proc, err := os.StartProcess(exe, os.Args, attr)
+	w.Close()
+	if err != nil {
+		return fmt.Errorf("daemonize: start: %w", err)
+	}
+	pid := proc.Pid
+	proc.Release()
+
+	type result struct {
+		line string
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		line, err := bufio.NewReader(r).ReadString('\n')
+		done <- result{strings.TrimSpace(line), err}
+	}()
+	select {
+	case res := <-done:
+		switch {
+		case strings.HasPrefix(res.line, "READY "):
+			fmt.Printf("stomp-broker: running in the background, pid %d, %s\n", pid, strings.TrimPrefix(res.line, "READY "))
+			return nil
+		case strings.HasPrefix(res.line, "ERROR "):
+			return cli.Exit("stomp-broker: "+strings.TrimPrefix(res.line, "ERROR "), 1)
+		case errors.Is(res.err, io.EOF):
+			return cli.Exit("stomp-broker: the background broker exited before it was ready (see --log-file)", 1)
+		default:
+			return cli.Exit(fmt.Sprintf("stomp-broker: unexpected report from the background broker: %q", res.line), 1)
+		}
+	case <-time.After(30 * time.Second):
+		return cli.Exit(fmt.Sprintf("stomp-broker: the background broker (pid %d) did not report ready within 30s", pid), 1)
+	}
+}
+
+// ipcCleanCommand removes the semaphore set of a broker that died without
+// cleaning up (for ExecStopPost= or by hand).
+func ipcCleanCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "ipc-clean",
+		Usage: "remove semaphore sets left by a broker that died (run from ExecStopPost= or by hand)",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: flagRuntimeDir, EnvVars: []string{"STOMP_BROKER_RUNTIME_DIR", "RUNTIME_DIRECTORY"}, Usage: "`DIR` holding the brokers' records"},
+		},
+		Action: func(c *cli.Context) error {
+			matches, _ := filepath.Glob(filepath.Join(runtimeDir(c), "stomp-broker-*.ipc"))
+			if len(matches) == 0 {
+				fmt.Println("no broker records found in", runtimeDir(c))
+				return nil
+			}
+			for _, m := range matches {
+				res, err := semaphore.Sweep(m)
+				switch {
+				case err != nil:
+					fmt.Printf("%s: %v\n", m, err)
+				case res.Removed:
+					fmt.Printf("%s: removed semaphore set %d of dead broker pid %d (%s)\n", m, res.SemID, res.ParentPID, res.Reason)
+				default:
+					fmt.Printf("%s: broker pid %d is alive; left alone\n", m, res.ParentPID)
+				}
+			}
+			return nil
+		},
+	}
+}

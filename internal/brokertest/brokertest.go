@@ -1,0 +1,360 @@
+// Package brokertest runs the real stomp-broker binary for integration
+// tests: it builds the binary once per test process, starts brokers on
+// free loopback ports, and after each test checks that the broker left no
+// process and no semaphore set behind.
+package brokertest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// EnvRequireAll, when "1", turns skips for missing outside programs (client
+// libraries, PostgreSQL) into failures. CI sets it.
+const EnvRequireAll = "STOMP_BROKER_REQUIRE_ALL"
+
+var binDir, binPath string
+
+// Main builds the broker binary, runs the package's tests and removes the
+// build. Call it from TestMain: func TestMain(m *testing.M) { brokertest.Main(m) }.
+func Main(m *testing.M) {
+	dir, err := os.MkdirTemp("", "stomp-broker-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "brokertest:", err)
+		os.Exit(2)
+	}
+	binDir = dir
+	binPath = filepath.Join(dir, "stomp-broker")
+	args := []string{"build", "-o", binPath}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	args = append(args, "github.com/stomp-broker/stomp-broker/cmd/stomp-broker")
+	cmd := exec.Command("go", args...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "brokertest: building stomp-broker:", err)
+		os.RemoveAll(dir)
+		os.Exit(2)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// Binary returns the path of the built broker.
+func Binary(tb testing.TB) string {
+	tb.Helper()
+	if binPath == "" {
+		tb.Fatal("brokertest: call brokertest.Main from TestMain")
+	}
+	return binPath
+}
+
+// Broker is a running stomp-broker parent process.
+type Broker struct {
+	Addr string // host:port clients connect to
+	PID  int    // the parent's pid
+
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	waitErr  error
+	logMu    sync.Mutex
+	log      bytes.Buffer
+	semID    int
+	privIPC  bool
+	children map[int]bool // every child pid ever seen, checked at the end
+	stopped  bool
+}
+
+var readyLine = regexp.MustCompile(`msg="broker ready" listen=(\S+) semaphore_set=(\d+)`)
+
+// Start runs the broker with args (plus --listen 127.0.0.1:0 unless args
+// name a --listen) and waits until it accepts clients. When the test ends
+// the broker is stopped with SIGTERM and the test fails if a process or a
+// semaphore set of it is left.
+func Start(tb testing.TB, args ...string) *Broker {
+	tb.Helper()
+	hasListen := false
+	for _, a := range args {
+		if a == "--listen" || strings.HasPrefix(a, "--listen=") {
+			hasListen = true
+		}
+	}
+	if !hasListen {
+		args = append([]string{"--listen", "127.0.0.1:0"}, args...)
+	}
+	b := &Broker{exited: make(chan struct{}), children: map[int]bool{}}
+	cmd := exec.Command(Binary(tb), args...)
+	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd.Stdout = os.Stdout
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("brokertest: start: %v", err)
+	}
+	b.cmd, b.PID = cmd, cmd.Process.Pid
+	ready := make(chan []string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			b.logMu.Lock()
+			b.log.WriteString(line + "\n")
+			b.logMu.Unlock()
+			if m := readyLine.FindStringSubmatch(line); m != nil {
+				select {
+				case ready <- m:
+				default:
+				}
+			}
+		}
+		io.Copy(io.Discard, stderr)
+	}()
+	go func() {
+		b.waitErr = cmd.Wait()
+		close(b.exited)
+	}()
+	tb.Cleanup(func() { b.Stop(tb) })
+	select {
+	case m := <-ready:
+		b.Addr = m[1]
+		b.semID, _ = strconv.Atoi(m[2])
+	case <-b.exited:
+		tb.Fatalf("brokertest: broker exited before it was ready: %v\n%s", b.waitErr, b.Logs())
+	case <-time.After(20 * time.Second):
+		tb.Fatalf("brokertest: broker not ready after 20s\n%s", b.Logs())
+	}
+	b.privIPC = !strings.Contains(b.Logs(), "no private IPC namespace") && !hasArg(args, "--ipc-namespace=off") && !hasPair(args, "--ipc-namespace", "off")
+	return b
+}
+
+func hasArg(args []string, a string) bool {
+	for _, x := range args {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
+func hasPair(args []string, k, v string) bool {
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == k && args[i+1] == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Logs returns everything the broker (parent and children) logged so far.
+func (b *Broker) Logs() string {
+	b.logMu.Lock()
+	defer b.logMu.Unlock()
+	return b.log.String()
+}
+
+// WaitLog waits until the broker's log matches re, or fails the test.
+func (b *Broker) WaitLog(tb testing.TB, re string, timeout time.Duration) {
+	tb.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if rx.MatchString(b.Logs()) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tb.Fatalf("brokertest: log never matched %q\n%s", re, b.Logs())
+}
+
+// Children returns the pids of the broker's live child processes (one per
+// client), and remembers them for the leak check at the end of the test.
+func (b *Broker) Children(tb testing.TB) []int {
+	tb.Helper()
+	pids := childPIDs(b.PID)
+	for _, p := range pids {
+		b.children[p] = true
+	}
+	return pids
+}
+
+// WaitChildren waits until the broker has n children and returns them.
+func (b *Broker) WaitChildren(tb testing.TB, n int, timeout time.Duration) []int {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		pids := b.Children(tb)
+		if len(pids) == n {
+			return pids
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("brokertest: broker has %d children, want %d", len(pids), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// childPIDs lists the direct children of pid.
+func childPIDs(pid int) []int {
+	var out []int
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, t := range tasks {
+		data, _ := os.ReadFile(t)
+		for _, f := range strings.Fields(string(data)) {
+			if p, err := strconv.Atoi(f); err == nil {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// Alive reports whether pid exists and is not a zombie.
+func Alive(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// Signal sends sig to the parent.
+func (b *Broker) Signal(tb testing.TB, sig syscall.Signal) {
+	tb.Helper()
+	if err := b.cmd.Process.Signal(sig); err != nil {
+		tb.Fatalf("brokertest: signal %v: %v", sig, err)
+	}
+}
+
+// WaitExit waits for the parent to exit and returns its wait error.
+func (b *Broker) WaitExit(tb testing.TB, timeout time.Duration) error {
+	tb.Helper()
+	select {
+	case <-b.exited:
+		return b.waitErr
+	case <-time.After(timeout):
+		tb.Fatalf("brokertest: broker did not exit within %v\n%s", timeout, b.Logs())
+		return nil
+	}
+}
+
+// Exited reports whether the parent has exited.
+func (b *Broker) Exited() bool {
+	select {
+	case <-b.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// Stop stops the broker with SIGTERM (SIGKILL after 15s) and checks that
+// none of its children and no semaphore set of it survive. Safe to call
+// twice; Start registers it as a cleanup.
+func (b *Broker) Stop(tb testing.TB) {
+	tb.Helper()
+	if b.stopped {
+		return
+	}
+	b.stopped = true
+	if !b.Exited() {
+		b.Children(tb)
+		_ = b.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-b.exited:
+		case <-time.After(15 * time.Second):
+			_ = b.cmd.Process.Kill()
+			<-b.exited
+			tb.Errorf("brokertest: broker ignored SIGTERM for 15s\n%s", b.Logs())
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for pid := range b.children {
+		for Alive(pid) && isBrokerChild(pid) {
+			if time.Now().After(deadline) {
+				tb.Errorf("brokertest: child process %d outlived the broker", pid)
+				syscall.Kill(pid, syscall.SIGKILL)
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if !b.privIPC && b.semID > 0 && SemaphoreSetExists(b.semID) {
+		tb.Errorf("brokertest: semaphore set %d outlived the broker", b.semID)
+	}
+}
+
+// isBrokerChild reports whether pid still runs a broker child (pids are
+// reused).
+func isBrokerChild(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return err == nil && bytes.HasPrefix(data, []byte("stomp-broker: client"))
+}
+
+// SemaphoreSetExists asks `ipcs -s -i` whether the set exists in the
+// caller's IPC namespace.
+func SemaphoreSetExists(id int) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return exec.CommandContext(ctx, "ipcs", "-s", "-i", strconv.Itoa(id)).Run() == nil
+}
+
+// SemaphoreID returns the id of the broker's semaphore set.
+func (b *Broker) SemaphoreID() int { return b.semID }
+
+// PrivateIPC reports whether the broker runs in its own IPC namespace.
+func (b *Broker) PrivateIPC() bool { return b.privIPC }
+
+// RequireTool skips the test when the program name is not installed (why
+// says what needs it), or fails it when EnvRequireAll is set, so CI never
+// silently skips.
+func RequireTool(tb testing.TB, name, why string) string {
+	tb.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	Missing(tb, fmt.Sprintf("%s not found (%s)", name, why))
+	return ""
+}
+
+// Missing skips with msg, or fails when EnvRequireAll=1.
+func Missing(tb testing.TB, msg string) {
+	tb.Helper()
+	if os.Getenv(EnvRequireAll) == "1" {
+		tb.Fatalf("%s; %s=1 makes this a failure", msg, EnvRequireAll)
+	}
+	tb.Skipf("skipped: %s (set %s=1 to make this fail)", msg, EnvRequireAll)
+}
+
+// Dial opens a raw TCP connection to the broker.
+func (b *Broker) Dial(tb testing.TB) net.Conn {
+	tb.Helper()
+	c, err := net.DialTimeout("tcp", b.Addr, 5*time.Second)
+	if err != nil {
+		tb.Fatalf("brokertest: dial %s: %v", b.Addr, err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+

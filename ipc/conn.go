@@ -1,0 +1,189 @@
+package ipc
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// MaxPacket is the largest packet either side writes. It stays below the
+// kernel's default AF_UNIX send buffer (212,992 bytes minus overhead), the
+// hard limit for one SOCK_SEQPACKET message, so it needs no privilege.
+const MaxPacket = 128 << 10
+
+// Packet flag bytes; see the package documentation.
+const (
+	flagBatch    = 'B'
+	flagMore     = 'M'
+	flagMoreLast = 'E'
+)
+
+var (
+	// ErrTruncated reports a packet larger than MaxPacket (MSG_TRUNC).
+	ErrTruncated = errors.New("ipc: truncated packet")
+	// ErrTooLarge reports a fragmented record larger than the reader's MaxRecord.
+	ErrTooLarge = errors.New("ipc: record too large")
+)
+
+// Conn is one end of a parent⇄child socketpair.
+//
+// ReadBatch must be called from one goroutine at a time, and so must
+// WriteBatch; the two may run concurrently.
+type Conn struct {
+	uc *net.UnixConn
+	// MaxRecord bounds the reassembly of fragmented records.
+	MaxRecord int
+	rbuf      []byte
+	frag      []byte
+	wpkt      []byte
+}
+
+// Socketpair returns a connected SOCK_SEQPACKET pair, both ends close-on-exec:
+// parentEnd for the caller, childEnd to hand to a child via exec.Cmd.ExtraFiles
+// (the caller closes its copy after the child started).
+func Socketpair() (parentEnd *Conn, childEnd *os.File, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("ipc: socketpair: %w", err)
+	}
+	pf := os.NewFile(uintptr(fds[0]), "child-ipc")
+	defer pf.Close() // FileConn dups it
+	c, err := FileConn(pf)
+	if err != nil {
+		unix.Close(fds[1])
+		return nil, nil, err
+	}
+	return c, os.NewFile(uintptr(fds[1]), "parent-ipc"), nil
+}
+
+// FileConn wraps a SOCK_SEQPACKET socket file. It dups the descriptor: the
+// caller still owns and must close f.
+func FileConn(f *os.File) (*Conn, error) {
+	nc, err := net.FileConn(f)
+	if err != nil {
+		return nil, fmt.Errorf("ipc: %s: %w", f.Name(), err)
+	}
+	uc, ok := nc.(*net.UnixConn)
+	if !ok {
+		nc.Close()
+		return nil, fmt.Errorf("ipc: %s is a %T, not a unix socket", f.Name(), nc)
+	}
+	return &Conn{uc: uc, MaxRecord: 8 << 20}, nil
+}
+
+// Close closes the connection; a blocked ReadBatch returns an error.
+func (c *Conn) Close() error { return c.uc.Close() }
+
+// CloseWrite shuts down the sending side: the peer reads EOF after
+// everything already written.
+func (c *Conn) CloseWrite() error { return c.uc.CloseWrite() }
+
+// ReadBatch blocks until the next complete batch of records arrives and
+// returns it. The slice is valid until the next ReadBatch. It returns
+// io.EOF when the peer closed its end, ErrTruncated or ErrTooLarge when
+// the peer broke the packet rules.
+func (c *Conn) ReadBatch() ([]byte, error) {
+	if c.rbuf == nil {
+		c.rbuf = make([]byte, MaxPacket+1)
+	}
+	c.frag = c.frag[:0]
+	for {
+		n, _, flags, _, err := c.uc.ReadMsgUnix(c.rbuf, nil)
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			// A zero-length read on SEQPACKET means the peer closed.
+			return nil, io.EOF
+		}
+		if flags&unix.MSG_TRUNC != 0 || n > MaxPacket {
+			return nil, ErrTruncated
+		}
+		pkt := c.rbuf[:n]
+		switch pkt[0] {
+		case flagBatch:
+			if len(c.frag) != 0 {
+				return nil, fmt.Errorf("%w: batch inside a fragmented record", ErrMalformed)
+			}
+			return pkt[1:], nil
+		case flagMore, flagMoreLast:
+			if len(c.frag)+n-1 > c.MaxRecord {
+				return nil, ErrTooLarge
+			}
+			c.frag = append(c.frag, pkt[1:]...)
+			if pkt[0] == flagMoreLast {
+				return c.frag, nil
+			}
+		default:
+			return nil, fmt.Errorf("%w: packet flag %#x", ErrMalformed, pkt[0])
+		}
+	}
+}
+
+// WriteBatch sends records (a concatenation of complete records) in as few
+// packets as possible: consecutive records are packed together up to
+// MaxPacket, and a single record larger than a packet is fragmented. It
+// blocks until the kernel took every packet.
+func (c *Conn) WriteBatch(records []byte) error {
+	for len(records) > 0 {
+		// Take whole records while they fit in one packet.
+		n := 0
+		for n < len(records) {
+			size, err := recordSize(records[n:])
+			if err != nil {
+				return err
+			}
+			if n+size > MaxPacket-1 {
+				break
+			}
+			n += size
+		}
+		if n == 0 { // the first record alone is larger than a packet
+			size, _ := recordSize(records)
+			if err := c.writeFragments(records[:size]); err != nil {
+				return err
+			}
+			records = records[size:]
+			continue
+		}
+		c.wpkt = append(append(c.wpkt[:0], flagBatch), records[:n]...)
+		if _, err := c.uc.Write(c.wpkt); err != nil {
+			return err
+		}
+		records = records[n:]
+	}
+	return nil
+}
+
+func (c *Conn) writeFragments(rec []byte) error {
+	for len(rec) > 0 {
+		n := min(len(rec), MaxPacket-1)
+		flag := byte(flagMore)
+		if n == len(rec) {
+			flag = flagMoreLast
+		}
+		c.wpkt = append(append(c.wpkt[:0], flag), rec[:n]...)
+		if _, err := c.uc.Write(c.wpkt); err != nil {
+			return err
+		}
+		rec = rec[n:]
+	}
+	return nil
+}
+
+// recordSize returns the encoded size of the record at the front of b.
+func recordSize(b []byte) (int, error) {
+	if len(b) < 2 {
+		return 0, fmt.Errorf("%w: stray bytes", ErrMalformed)
+	}
+	n, w := binary.Uvarint(b[1:])
+	if w <= 0 || n > uint64(len(b)-1-w) {
+		return 0, fmt.Errorf("%w: bad record length", ErrMalformed)
+	}
+	return 1 + w + int(n), nil
+}

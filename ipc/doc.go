@@ -1,0 +1,67 @@
+// Package ipc is the wire protocol between the broker's parent process and its
+// child processes (one child per STOMP client).
+//
+// # Where it sits in the data path
+//
+//	client socket → child (parses STOMP) → ipc record → parent event loop
+//	parent event loop → ipc record → every interested child → client socket
+//
+// Each child is connected to the parent by one AF_UNIX SOCK_SEQPACKET
+// socketpair. SEQPACKET keeps message boundaries: one write is one read, so
+// there is no stream reassembly code. The parent holds one end (its
+// "child-ipc" socket), the child inherits the other at file descriptor 4.
+//
+// # Packets
+//
+// Every packet starts with one flag byte:
+//
+//	'B'  batch: the rest of the packet is one or more complete records
+//	'M'  more:  a fragment of a record too large for one packet; more follow
+//	'E'  end:   the last fragment; the reassembled bytes are one batch
+//
+// Packets are at most [MaxPacket] bytes, which fits the kernel's default
+// socket send buffer, so no setsockopt is needed and nothing is ever
+// truncated by a well-behaved peer. A reader still checks MSG_TRUNC and
+// treats a truncated packet as a protocol error ([ErrTruncated]).
+// Fragments exist only for single records larger than a packet (a STOMP frame
+// with a body of several MiB); reassembly is bounded by [Conn]'s MaxRecord.
+//
+// Batching is the point of the format: the parent appends records for a
+// child to that child's outbox while the child's writer goroutine is busy,
+// and the writer then sends everything pending in as few packets as possible.
+// Under load one write system call carries hundreds of messages.
+//
+// # Records
+//
+// A record is one byte of [Kind], a uvarint body length, and the body.
+// Strings inside bodies are a uvarint length followed by the bytes; numbers
+// are uvarints. STOMP frames travel in the STOMP 1.2 wire encoding
+// (stompwire.AppendFrame with V12), so a forwarded frame is exactly what a
+// STOMP peer would read.
+//
+// Child to parent:
+//
+//	KindHello   JSON SessionInfo, once, after the client's CONNECT succeeded
+//	KindFrame   a client frame the parent must apply: SEND, SUBSCRIBE, UNSUBSCRIBE
+//	KindSync    token; the parent answers KindSynced(token) after applying
+//	            (and, for persistent messages, storing) every earlier record
+//	KindClaim   slot, generation, subscription id, message id: "I won the
+//	            semaphore token for this offer; may I deliver it?"
+//	KindAck     message id: consumed, forget it
+//	KindNack    message id: not consumed, redeliver it
+//
+// Parent to child:
+//
+//	KindDeliver a topic message (a MESSAGE frame without subscription/ack
+//	            headers); the child delivers it to each matching subscription
+//	KindOffer   slot, generation, destination, message id: a queue message
+//	            is up for grabs; race for the slot's semaphore token
+//	KindGrant   subscription id, MESSAGE frame: the claim won; deliver it
+//	KindDeny    subscription id, message id: the claim lost; forget it
+//	KindSynced  token (see KindSync)
+//	KindShutdown reason: send the client an ERROR with this message and close
+//
+// The parent must survive any bytes a child sends: every decoder here
+// returns an error instead of panicking, and the parent treats an error as
+// "kill that child", never as fatal for itself.
+package ipc

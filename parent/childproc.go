@@ -1,0 +1,58 @@
+package parent
+
+import (
+	"os/exec"
+	"syscall"
+	"time"
+
+	"github.com/stomp-broker/stomp-broker/ipc"
+)
+
+// childProc is the parent's view of one child process (one client).
+// Owned by the event loop, except conn (reader and writer goroutines) and
+// out (see outbox).
+type childProc struct {
+	pid  int
+	addr string
+	cmd  *exec.Cmd
+	conn *ipc.Conn
+	out  *outbox
+
+	info ipc.SessionInfo          // from the child's HELLO
+	subs map[string]*subscription // by subscription key
+
+	// counters for `stomp-broker clients`
+	framesIn, messagesOut uint64
+
+	told   bool      // asked to close its client (shutdown or slow consumer)
+	killAt time.Time // when to SIGKILL it if it is still there
+	gone   bool      // reaped
+}
+
+// subscription is one SUBSCRIBE of one child, as the parent sees it.
+type subscription struct {
+	key       string // the child's key for it (not the client's id)
+	dest      string
+	queue     bool
+	clientAck bool // ack mode client or client-individual
+	prefetch  int
+	inflight  int // queue messages offered-and-claimed or granted, not yet acked
+}
+
+// kill sends SIGKILL. Safe to call on a process that already exited (the
+// pidfd Go keeps per process makes this free of pid-reuse races).
+func (c *childProc) kill() {
+	_ = c.cmd.Process.Signal(syscall.SIGKILL)
+}
+
+// send queues records for the child. A child whose outbox is full is a slow
+// consumer: it is told to disconnect its client.
+func (b *Broker) send(c *childProc, records []byte) {
+	if c.told || c.gone {
+		return
+	}
+	if !c.out.push(records) {
+		b.log.Warn("slow consumer: disconnecting client", "client", c.addr, "child_pid", c.pid, "pending_bytes", c.out.pending())
+		b.tellToClose(c, "slow consumer: the client is not reading its messages fast enough")
+	}
+}

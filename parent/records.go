@@ -1,0 +1,188 @@
+package parent
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/go-stomp/stomp/v3/frame"
+
+	"github.com/stomp-broker/stomp-broker/child"
+	"github.com/stomp-broker/stomp-broker/ipc"
+	"github.com/stomp-broker/stomp-broker/stompwire"
+)
+
+// applyRecords applies one batch of records from a child, in order. An
+// error means the child broke the protocol (the caller kills it); the
+// parent itself is never harmed by what a child sends.
+func (b *Broker) applyRecords(c *childProc, batch []byte) error {
+	for len(batch) > 0 {
+		k, body, rest, err := ipc.NextRecord(batch)
+		if err != nil {
+			return err
+		}
+		batch = rest
+		if b.cfg.Trace && k != ipc.KindFrame {
+			b.log.Info("trace: parent got record", "hop", "3 ipc packet → parent event loop", "record", k.String(), "child_pid", c.pid)
+		}
+		switch k {
+		case ipc.KindHello:
+			info, err := ipc.DecodeHello(body)
+			if err != nil {
+				return err
+			}
+			c.info = info
+		case ipc.KindFrame:
+			c.framesIn++
+			f, _, err := stompwire.Parse(body, stompwire.V12, b.cfg.Child.Limits)
+			if err != nil {
+				return fmt.Errorf("forwarded frame: %w", err)
+			}
+			if f == nil {
+				return fmt.Errorf("%w: empty frame record", ipc.ErrMalformed)
+			}
+			if err := b.applyFrame(c, f); err != nil {
+				return err
+			}
+		case ipc.KindSync:
+			token, err := ipc.DecodeToken(body)
+			if err != nil {
+				return err
+			}
+			b.queues.afterPending(c, func() {
+				b.send(c, ipc.AppendToken(nil, ipc.KindSynced, token))
+			})
+		case ipc.KindClaim:
+			cl, err := ipc.DecodeClaim(body)
+			if err != nil {
+				return err
+			}
+			b.queues.claim(c, cl)
+		case ipc.KindAck, ipc.KindNack:
+			b.queues.settle(c, string(body), k == ipc.KindAck)
+		default:
+			return fmt.Errorf("%w: unexpected %s record from a child", ipc.ErrMalformed, k)
+		}
+	}
+	return nil
+}
+
+// applyFrame applies a SEND, SUBSCRIBE or UNSUBSCRIBE forwarded by a child.
+func (b *Broker) applyFrame(c *childProc, f *frame.Frame) error {
+	dest := f.Header.Get(frame.Destination)
+	if b.cfg.Trace {
+		b.log.Info("trace: parent applies frame", "hop", "3 ipc packet → parent event loop", "frame", f.Command, "destination", dest, "child_pid", c.pid)
+	}
+	switch f.Command {
+	case frame.SEND:
+		b.publish(c, dest, f)
+	case frame.SUBSCRIBE:
+		key := f.Header.Get(frame.Id)
+		if _, dup := c.subs[key]; dup || key == "" {
+			return fmt.Errorf("%w: duplicate or empty subscription key %q", ipc.ErrMalformed, key)
+		}
+		prefetch, _ := strconv.Atoi(f.Header.Get("prefetch-count"))
+		ack := f.Header.Get(frame.Ack)
+		sub := &subscription{
+			key: key, dest: dest, queue: strings.HasPrefix(dest, child.QueuePrefix),
+			clientAck: ack == "client" || ack == "client-individual", prefetch: max(prefetch, 1),
+		}
+		c.subs[key] = sub
+		if sub.queue {
+			b.queues.subscribe(c, sub)
+		} else {
+			if b.topics[dest] == nil {
+				b.topics[dest] = map[*childProc]int{}
+			}
+			b.topics[dest][c]++
+		}
+	case frame.UNSUBSCRIBE:
+		sub := c.subs[f.Header.Get(frame.Id)]
+		if sub == nil {
+			return nil // the child checked; a race with its own death is harmless
+		}
+		b.removeSubscription(c, sub)
+	default:
+		return fmt.Errorf("%w: child forwarded a %s frame", ipc.ErrMalformed, f.Command)
+	}
+	return nil
+}
+
+// removeSubscription takes sub out of the routing index (topics) or the
+// ledger (queues, which requeues what the subscription held).
+func (b *Broker) removeSubscription(c *childProc, sub *subscription) {
+	delete(c.subs, sub.key)
+	if sub.queue {
+		b.queues.unsubscribe(c, sub)
+		return
+	}
+	if m := b.topics[sub.dest]; m != nil {
+		if m[c]--; m[c] <= 0 {
+			delete(m, c)
+		}
+		if len(m) == 0 {
+			delete(b.topics, sub.dest)
+		}
+	}
+}
+
+// publish routes a SEND. Topic messages go to the children subscribed to
+// the destination (each child then delivers to each of its matching
+// subscriptions); queue messages go to the ledger.
+//
+// The original design sent every frame to every child and let each child
+// decide. The parent sees every SUBSCRIBE anyway, so it keeps an index and
+// writes only to children that want the message: fan-out costs O(subscribers)
+// instead of O(clients), and an idle client costs nothing per message.
+func (b *Broker) publish(from *childProc, dest string, f *frame.Frame) {
+	b.nextMsg++
+	id := b.idPrefix + "-" + strconv.FormatUint(b.nextMsg, 10)
+	if strings.HasPrefix(dest, child.QueuePrefix) {
+		b.queues.publish(from, id, dest, f)
+		return
+	}
+	subs := b.topics[dest]
+	if len(subs) == 0 {
+		return // a topic message nobody listens to is gone, as in every broker
+	}
+	enc := encodeMessage(nil, dest, id, f, false, 0)
+	rec := ipc.AppendMessage(nil, ipc.KindDeliver, dest, id, enc)
+	for c := range subs {
+		if b.cfg.Trace {
+			b.log.Info("trace: parent routes topic message", "hop", "4 parent routing → child outbox", "destination", dest, "message-id", id, "child_pid", c.pid)
+		}
+		c.messagesOut++
+		b.send(c, rec)
+	}
+}
+
+// skipOnMessage lists SEND headers that must not be copied to MESSAGE: the
+// broker sets them itself, or they only concern the SEND.
+var skipOnMessage = map[string]bool{
+	frame.Destination: true, frame.MessageId: true, frame.Subscription: true,
+	frame.Ack: true, frame.ContentLength: true, frame.Receipt: true,
+	frame.Transaction: true, "redelivered": true,
+}
+
+// encodeMessage appends the MESSAGE frame for a SEND in STOMP 1.2 wire
+// form, without subscription and ack headers (the child adds them). The
+// broker's own headers come first, so they win over same-named user
+// headers. deliveries > 1 marks a redelivery.
+func encodeMessage(dst []byte, dest, id string, send *frame.Frame, redelivered bool, deliveries int) []byte {
+	m := frame.New(frame.MESSAGE, frame.Destination, dest, frame.MessageId, id)
+	if redelivered {
+		m.Header.Add("redelivered", "true")
+	}
+	if deliveries > 0 {
+		m.Header.Add("delivery-count", strconv.Itoa(deliveries))
+	}
+	for i := 0; i < send.Header.Len(); i++ {
+		k, v := send.Header.GetAt(i)
+		if !skipOnMessage[k] {
+			m.Header.Add(k, v)
+		}
+	}
+	m.Header.Add(frame.ContentLength, strconv.Itoa(len(send.Body)))
+	m.Body = send.Body
+	return stompwire.AppendFrame(dst, m, stompwire.V12)
+}
