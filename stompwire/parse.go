@@ -32,7 +32,10 @@ import (
 //     or the frame is CONNECT or STOMP, whose version is not negotiated yet.
 //     Elsewhere a CR before the LF is part of the line.
 //   - Header lines are split at their first ':'; a line without one, with an
-//     empty name or with a NUL is [ErrBadHeader]. Names and values are not
+//     empty name or with a NUL is [ErrBadHeader], and so is a value that
+//     still ends in CR after the CR LF was removed in a frame that accepts
+//     CR LF but is not escaped (CONNECT, STOMP; CONNECTED in V12), because
+//     such a value cannot be encoded again. Names and values are not
 //     trimmed. Repeated headers are all kept in order, so Header.Get returns
 //     the first, which is the one the spec says counts.
 //   - Escapes: none in V10; \n \c \\ in V11; V12 adds \r. Any other escape,
@@ -293,6 +296,13 @@ func (s *scanner) checkHeader(line []byte, lim Limits) error {
 		return protocolError(ErrBadHeader, "empty header name")
 	}
 	name, value := line[:colon], line[colon+1:]
+	// CONNECT, STOMP and CONNECTED accept CR LF but have no \r escape, so
+	// a value ending in CR ("v\r\r\n") could never be written back: the
+	// encoder's "v\r\n" would read as "v". Refuse it rather than let a
+	// forwarded frame change on the way.
+	if s.crlf && !s.unescape && len(value) > 0 && value[len(value)-1] == '\r' {
+		return protocolError(ErrBadHeader, "header %s ends with a CR", quote(name))
+	}
 	if s.unescape {
 		if err := checkEscapes(name, s.crEscape); err != nil {
 			return err

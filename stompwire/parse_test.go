@@ -110,6 +110,10 @@ var parseCases = []parseCase{
 		want: fr("CONNECT", "", "accept-version", "1.0", "host", "h")},
 	{name: "CRLF STOMP v1.1", in: "STOMP\r\naccept-version:1.1\r\n\r\n\x00\r\n", v: V11,
 		want: fr("STOMP", "", "accept-version", "1.1")},
+	{name: "CONNECT value ending in CR", in: "CONNECT\r\nlogin:x\r\r\n\r\n\x00", v: V12, err: ErrBadHeader},
+	{name: "CONNECT value ending in CR v1.0", in: "CONNECT\nlogin:x\r\r\n\n\x00", v: V10, err: ErrBadHeader},
+	{name: "CONNECT value with CR inside", in: "CONNECT\nlogin:x\ry\n\n\x00", v: V12, want: fr("CONNECT", "", "login", "x\ry")},
+	{name: "escaped value may end in CR v1.2", in: "SEND\na:b\r\r\n\n\x00", v: V12, want: fr("SEND", "", "a", "b\r")},
 	{name: "CRLF blank line is incomplete at its CR", in: "SEND\r\na:b\r\n\r", v: V12, err: ErrIncomplete},
 
 	// content-length.
