@@ -83,6 +83,11 @@ func Run() int {
 	// cleanly. SIGINT and SIGHUP come from a terminal to the whole process
 	// group; shutting down is the parent's decision, so ignore them.
 	signal.Ignore(syscall.SIGINT, syscall.SIGHUP)
+	// The log goes wherever the parent's stderr goes; if that is a pipe
+	// whose reader died with the parent, a log write must fail quietly,
+	// not kill the child (Go dies of SIGPIPE on fds 1 and 2) before it has
+	// told its client why it is closing.
+	signal.Ignore(syscall.SIGPIPE)
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
 

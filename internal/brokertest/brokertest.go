@@ -81,7 +81,7 @@ type Broker struct {
 	stopped  bool
 }
 
-var readyLine = regexp.MustCompile(`msg="broker ready" listen=(\S+) semaphore_set=(\d+)`)
+var readyLine = regexp.MustCompile(`msg="broker ready" .*listen=(\S+) semaphore_set=(\d+)`)
 
 // Start runs the broker with args (plus --listen 127.0.0.1:0 unless args
 // name a --listen) and waits until it accepts clients. When the test ends
@@ -101,14 +101,18 @@ func Start(tb testing.TB, args ...string) *Broker {
 	b := &Broker{exited: make(chan struct{}), children: map[int]bool{}}
 	cmd := exec.Command(Binary(tb), args...)
 	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1")
-	stderr, err := cmd.StderrPipe()
+	// Our own pipe, not cmd.StderrPipe: Wait would close that as soon as
+	// the parent exits, while its children may still be logging.
+	stderr, stderrW, err := os.Pipe()
 	if err != nil {
 		tb.Fatal(err)
 	}
+	cmd.Stderr = stderrW
 	cmd.Stdout = os.Stdout
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("brokertest: start: %v", err)
 	}
+	stderrW.Close()
 	b.cmd, b.PID = cmd, cmd.Process.Pid
 	ready := make(chan []string, 1)
 	go func() {
@@ -127,6 +131,7 @@ func Start(tb testing.TB, args ...string) *Broker {
 			}
 		}
 		io.Copy(io.Discard, stderr)
+		stderr.Close()
 	}()
 	go func() {
 		b.waitErr = cmd.Wait()
@@ -357,4 +362,3 @@ func (b *Broker) Dial(tb testing.TB) net.Conn {
 	tb.Cleanup(func() { c.Close() })
 	return c
 }
-
