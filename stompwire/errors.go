@@ -32,8 +32,9 @@ var (
 	// version does not define (the spec makes this fatal).
 	ErrBadEscape = errors.New("stompwire: invalid header escape")
 
-	// ErrUnknownCommand means the command line is empty or is not one of
-	// the 15 STOMP commands (commands are case-sensitive).
+	// ErrUnknownCommand means the command line is not one of the 15 STOMP
+	// commands (commands are case-sensitive). An empty line where a command
+	// is expected is not an error but a heart-beat.
 	ErrUnknownCommand = errors.New("stompwire: unknown command")
 
 	// ErrBadContentLength means the content-length header is not a

@@ -81,6 +81,7 @@ func FuzzReader(f *testing.F) {
 		cut := int(split) % (len(data) + 1)
 		r := NewReader(&splitReader{first: data[:cut], rest: data[cut:], step: 1 + int(step)}, lim)
 		r.SetVersion(v)
+		r.initial = 1 + int(step)%64 // small, so growth and compaction happen
 		var got []*frame.Frame
 		var end error
 		for range len(data) + 2 { // each Read consumes a byte or ends

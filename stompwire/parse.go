@@ -13,7 +13,7 @@ import (
 //
 // It returns:
 //   - (nil, n, nil) for a heart-beat: b starts with n > 0 bytes of line ends
-//     (LF or CR LF), all of which are consumed;
+//     (LF or CR LF, in every version), all of which are consumed;
 //   - (f, n, nil) for a complete frame; n counts the bytes consumed, which
 //     include the NUL and any line ends right after it that are already in b
 //     (so "frame\x00\n\n" is consumed whole);
@@ -30,7 +30,8 @@ import (
 //   - The command must be one of the 15 STOMP commands.
 //   - Lines end with LF. CR LF is accepted (the CR is dropped) when v is V12
 //     or the frame is CONNECT or STOMP, whose version is not negotiated yet.
-//     Elsewhere a CR before the LF is part of the line.
+//     Elsewhere (V10 and V11 frames other than CONNECT and STOMP) a CR
+//     before the LF is part of the line, so "SEND\r" is an unknown command.
 //   - Header lines are split at their first ':'; a line without one, with an
 //     empty name or with a NUL is [ErrBadHeader], and so is a value that
 //     still ends in CR after the CR LF was removed in a frame that accepts
@@ -179,9 +180,7 @@ func (s *scanner) scanCommand(b []byte, v Version, lim Limits) error {
 		line = line[:lf-1]
 	}
 	if !ok {
-		if len(line) == 0 {
-			return protocolError(ErrUnknownCommand, "empty command")
-		}
+		// (An empty command cannot get here: an empty line is a heart-beat.)
 		return protocolError(ErrUnknownCommand, "unknown command %s", quote(line))
 	}
 	if len(line) > lim.MaxHeaderLineBytes {

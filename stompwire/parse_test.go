@@ -2,6 +2,8 @@ package stompwire
 
 import (
 	"errors"
+	"fmt"
+	"math"
 	"runtime"
 	"strings"
 	"testing"
@@ -259,6 +261,40 @@ func isCommandStart(s string) bool {
 	return s != "" && s[0] != '\n' && s[0] != '\r'
 }
 
+// TestParseManyHeaders covers frames with more headers than build collects
+// on the stack.
+func TestParseManyHeaders(t *testing.T) {
+	var in strings.Builder
+	want := frame.New(frame.MESSAGE)
+	in.WriteString("MESSAGE\n")
+	for i := range 40 {
+		name, value := fmt.Sprintf("h%d", i), fmt.Sprintf("v\\c%d", i)
+		in.WriteString(name + ":" + value + "\n")
+		want.Header.Add(name, fmt.Sprintf("v:%d", i))
+	}
+	in.WriteString("\n\x00")
+	f, _, err := Parse([]byte(in.String()), V12, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := frameDiff(f, want); d != "" {
+		t.Error(d)
+	}
+}
+
+// TestErrorMessagesQuoteBriefly checks that a long offending line is quoted
+// only in part, escaped, in the message.
+func TestErrorMessagesQuoteBriefly(t *testing.T) {
+	_, _, err := Parse([]byte("SEND\n"+strings.Repeat("\x01", 200)+"\n\n\x00"), V12, Limits{})
+	var pe *ProtocolError
+	if !errors.As(err, &pe) || pe.Err != ErrBadHeader {
+		t.Fatalf("error = %v, want ErrBadHeader", err)
+	}
+	if len(pe.Msg) > 300 || !strings.HasSuffix(pe.Msg, "...") || strings.Contains(pe.Msg, "\x01") {
+		t.Errorf("message %q: want a short, escaped, truncated quote", pe.Msg)
+	}
+}
+
 // TestParseEveryCommand checks that each of the 15 commands is accepted.
 func TestParseEveryCommand(t *testing.T) {
 	for _, cmd := range commands {
@@ -363,6 +399,10 @@ func TestLimitsDefaults(t *testing.T) {
 	}
 	if got := (Limits{}).withDefaults(); got != want {
 		t.Errorf("Limits{}.withDefaults() = %+v, want %+v", got, want)
+	}
+	huge := Limits{MaxHeaderLines: math.MaxInt, MaxBodyBytes: math.MaxInt}.withDefaults()
+	if got := huge.maxFrameBytes(); got != math.MaxInt {
+		t.Errorf("maxFrameBytes of huge limits = %d, want it to saturate", got)
 	}
 	if got := (Limits{MaxHeaderLines: -1, MaxBodyBytes: 7}).withDefaults(); got.MaxHeaderLines != 128 || got.MaxBodyBytes != 7 {
 		t.Errorf("withDefaults kept a negative or replaced a set field: %+v", got)

@@ -33,10 +33,11 @@ const (
 //
 // A Reader is not safe for concurrent use; one goroutine owns it.
 type Reader struct {
-	rd     io.Reader
-	lim    Limits
-	v      Version
-	maxBuf int
+	rd      io.Reader
+	lim     Limits
+	v       Version
+	maxBuf  int
+	initial int // size of a new buffer; tests shrink it to exercise growth
 
 	buf        []byte // len(buf) is its capacity in use; nil until first read
 	start, end int    // buf[start:end] is read but not yet returned
@@ -53,10 +54,11 @@ type Reader struct {
 func NewReader(r io.Reader, lim Limits) *Reader {
 	lim = lim.withDefaults()
 	return &Reader{
-		rd:     r,
-		lim:    lim,
-		v:      V12,
-		maxBuf: satAdd(lim.maxFrameBytes(), readSlack),
+		rd:      r,
+		lim:     lim,
+		v:       V12,
+		maxBuf:  satAdd(lim.maxFrameBytes(), readSlack),
+		initial: initialBufferSize,
 	}
 }
 
@@ -169,7 +171,7 @@ func (r *Reader) fill() error {
 // growing it within r.maxBuf.
 func (r *Reader) makeRoom() error {
 	if r.buf == nil {
-		r.buf = make([]byte, min(initialBufferSize, r.maxBuf))
+		r.buf = make([]byte, min(r.initial, r.maxBuf))
 	}
 	used := r.end - r.start
 	want := max(used+1, r.scan.need())

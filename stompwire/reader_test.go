@@ -362,3 +362,37 @@ func TestScannerResumes(t *testing.T) {
 		t.Errorf("scanner not reset after a frame: %+v", s)
 	}
 }
+
+// TestReaderSmallBuffer reads the session with a buffer that starts at every
+// size from 1 byte, so compaction and growth happen at every offset.
+func TestReaderSmallBuffer(t *testing.T) {
+	for size := 1; size <= 64; size++ {
+		for _, wrap := range []func(io.Reader) io.Reader{
+			func(r io.Reader) io.Reader { return r },
+			iotest.HalfReader,
+		} {
+			r := NewReader(wrap(strings.NewReader(session+session)), Limits{})
+			r.initial = size
+			frames, err := readFrames(r)
+			if err != io.EOF {
+				t.Fatalf("initial buffer %d: end = %v", size, err)
+			}
+			checkFrames(t, frames, append(sessionFrames[:len(sessionFrames):len(sessionFrames)], sessionFrames...))
+		}
+	}
+}
+
+// TestReaderCompacts checks that pipelined frames left at the end of a full
+// buffer are moved to its front rather than making it grow.
+func TestReaderCompacts(t *testing.T) {
+	one := AppendFrame(nil, fr("SEND", strings.Repeat("b", 900), "destination", "/queue/a"), V12)
+	stream := bytes.Repeat(one, 20) // about 18 KiB, frames straddle 4 KiB boundaries
+	r := NewReader(bytes.NewReader(stream), Limits{})
+	frames, err := readFrames(r)
+	if err != io.EOF || len(frames) != 20 {
+		t.Fatalf("read %d frames, end %v", len(frames), err)
+	}
+	if len(r.buf) > initialBufferSize {
+		t.Errorf("buffer grew to %d for frames of %d bytes", len(r.buf), len(one))
+	}
+}
