@@ -345,18 +345,24 @@ func (b *Broker) readChild(c *childProc) {
 // childGone forgets a dead child: its subscriptions leave the routing
 // index and the queue ledger takes back every message it held.
 func (b *Broker) childGone(c *childProc, err error) {
-	c.gone = true
-	delete(b.children, c.pid)
 	b.clients.Add(-1)
-	for _, sub := range c.subs {
-		b.removeSubscription(c, sub)
-	}
-	b.queues.childGone(c)
+	b.forgetChild(c)
 	lvl := slog.LevelDebug
 	if err != nil && c.cmd.ProcessState != nil && !c.cmd.ProcessState.Success() && !c.told {
 		lvl = slog.LevelWarn
 	}
 	b.log.Log(context.Background(), lvl, "client gone", "client", c.addr, "child_pid", c.pid, "exit", exitDescription(c, err))
+}
+
+// forgetChild removes a dead child from the children table, the routing
+// index and the queue ledger.
+func (b *Broker) forgetChild(c *childProc) {
+	c.gone = true
+	delete(b.children, c.pid)
+	for _, sub := range c.subs {
+		b.removeSubscription(c, sub)
+	}
+	b.queues.childGone(c)
 }
 
 func exitDescription(c *childProc, err error) string {

@@ -1,0 +1,334 @@
+package parent
+
+import (
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/go-stomp/stomp/v3/frame"
+
+	"github.com/stomp-broker/stomp-broker/ipc"
+	"github.com/stomp-broker/stomp-broker/stompwire"
+)
+
+// fakeSlots stands in for the SysV semaphore set.
+type fakeSlots struct{ val []int }
+
+func newFakeSlots(n int) *fakeSlots           { return &fakeSlots{val: make([]int, n+1)} }
+func (f *fakeSlots) Arm(n int) error          { f.val[n] = 1; return nil }
+func (f *fakeSlots) Disarm(n int) error       { f.val[n] = 0; return nil }
+func (f *fakeSlots) Value(n int) (int, error) { return f.val[n], nil }
+func (f *fakeSlots) Slots() int               { return len(f.val) - 1 }
+
+// take is a child winning slot n's token.
+func (f *fakeSlots) take(n int) bool {
+	if f.val[n] > 0 {
+		f.val[n]--
+		return true
+	}
+	return false
+}
+
+type testBroker struct {
+	*Broker
+	sem *fakeSlots
+	pid int
+}
+
+func newTestBroker(t *testing.T, slots int, maxBytes int64) *testBroker {
+	t.Helper()
+	cfg := Config{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	b := &Broker{cfg: cfg, log: cfg.Log, children: map[int]*childProc{}, topics: map[string]map[*childProc]int{}, idPrefix: "t"}
+	sem := newFakeSlots(slots)
+	b.queues = newLedger(b, sem, maxBytes)
+	return &testBroker{Broker: b, sem: sem}
+}
+
+// fakeChild is a child process as the event loop sees it, with no process.
+func (tb *testBroker) fakeChild() *childProc {
+	tb.pid++
+	c := &childProc{pid: tb.pid, addr: "test", out: newOutbox(1 << 20), subs: map[string]*subscription{}}
+	tb.children[c.pid] = c
+	return c
+}
+
+func (tb *testBroker) frame(t *testing.T, c *childProc, command string, headers ...string) {
+	t.Helper()
+	f := frame.New(command, headers...)
+	rec := ipc.AppendRecord(nil, ipc.KindFrame, stompwire.AppendFrame(nil, f, stompwire.V12))
+	if err := tb.applyRecords(c, rec); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (tb *testBroker) subscribe(t *testing.T, c *childProc, key, dest, ack string, prefetch int) {
+	tb.frame(t, c, frame.SUBSCRIBE, frame.Id, key, frame.Destination, dest, frame.Ack, ack, "prefetch-count", strconv.Itoa(prefetch))
+}
+
+func (tb *testBroker) send(t *testing.T, c *childProc, dest, body string) {
+	t.Helper()
+	f := frame.New(frame.SEND, frame.Destination, dest)
+	f.Body = []byte(body)
+	rec := ipc.AppendRecord(nil, ipc.KindFrame, stompwire.AppendFrame(nil, f, stompwire.V12))
+	if err := tb.applyRecords(c, rec); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (tb *testBroker) claim(t *testing.T, c *childProc, cl ipc.Claim) {
+	t.Helper()
+	if err := tb.applyRecords(c, ipc.AppendClaim(nil, cl)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (tb *testBroker) settle(t *testing.T, c *childProc, id string, ack bool) {
+	t.Helper()
+	k := ipc.KindNack
+	if ack {
+		k = ipc.KindAck
+	}
+	if err := tb.applyRecords(c, ipc.AppendText(nil, k, id)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// record is one decoded record the parent queued for a child.
+type record struct {
+	kind  ipc.Kind
+	offer ipc.Offer
+	key   string
+	msgID string
+	body  string
+	hdr   *frame.Header
+}
+
+// drain takes everything queued for c.
+func drain(t *testing.T, c *childProc) []record {
+	t.Helper()
+	c.out.mu.Lock()
+	buf := append([]byte(nil), c.out.buf...)
+	c.out.buf = c.out.buf[:0]
+	c.out.mu.Unlock()
+	var out []record
+	for len(buf) > 0 {
+		k, body, rest, err := ipc.NextRecord(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf = rest
+		r := record{kind: k}
+		switch k {
+		case ipc.KindOffer:
+			r.offer, err = ipc.DecodeOffer(body)
+		case ipc.KindGrant, ipc.KindDeliver:
+			var enc []byte
+			r.key, r.msgID, enc, err = ipc.DecodeMessage(body)
+			if err == nil {
+				f, _, perr := stompwire.Parse(enc, stompwire.V12, stompwire.DefaultLimits())
+				err = perr
+				if f != nil {
+					r.body, r.hdr = string(f.Body), f.Header
+				}
+			}
+		case ipc.KindDeny:
+			r.key, r.msgID, err = ipc.DecodeDeny(body)
+		case ipc.KindShutdown:
+			r.body = string(body)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func kinds(rs []record) string {
+	var s []string
+	for _, r := range rs {
+		s = append(s, r.kind.String())
+	}
+	return strings.Join(s, ",")
+}
+
+func only(t *testing.T, rs []record, want ipc.Kind) record {
+	t.Helper()
+	if len(rs) != 1 || rs[0].kind != want {
+		t.Fatalf("records %s, want exactly one %s", kinds(rs), want)
+	}
+	return rs[0]
+}
+
+func TestLedgerOfferClaimGrantAck(t *testing.T) {
+	tb := newTestBroker(t, 4, 1<<20)
+	prod, cons := tb.fakeChild(), tb.fakeChild()
+	tb.send(t, prod, "/queue/a", "hello")
+	if rs := drain(t, cons); len(rs) != 0 {
+		t.Fatalf("offer before any subscription: %s", kinds(rs))
+	}
+	tb.subscribe(t, cons, "1", "/queue/a", "client-individual", 1)
+	off := only(t, drain(t, cons), ipc.KindOffer).offer
+	if v, _ := tb.sem.Value(off.Slot); v != 1 {
+		t.Fatalf("offered slot value %d, want 1 (armed)", v)
+	}
+	if !tb.sem.take(off.Slot) {
+		t.Fatal("could not take the armed token")
+	}
+	tb.claim(t, cons, ipc.Claim{Slot: off.Slot, Gen: off.Gen, SubID: "1", MessageID: off.MessageID})
+	g := only(t, drain(t, cons), ipc.KindGrant)
+	if g.body != "hello" || g.key != "1" || g.hdr.Get("redelivered") != "" {
+		t.Fatalf("grant %+v", g)
+	}
+	if v, _ := tb.sem.Value(off.Slot); v != 0 {
+		t.Fatalf("slot value after grant %d, want 0 (committed)", v)
+	}
+	tb.settle(t, cons, off.MessageID, true)
+	if len(tb.queues.msgs) != 0 || tb.queues.bytes != 0 {
+		t.Fatalf("ledger still holds %d messages, %d bytes after ACK", len(tb.queues.msgs), tb.queues.bytes)
+	}
+}
+
+func TestLedgerDeniesStaleAndForeignClaims(t *testing.T) {
+	cases := []struct {
+		name    string
+		mutate  func(*ipc.Claim)
+		rearmed bool // the slot's token was taken by the denied claimer, so it is armed again
+	}{
+		{"old generation", func(c *ipc.Claim) { c.Gen-- }, true},
+		{"other message", func(c *ipc.Claim) { c.MessageID = "nope" }, true},
+		{"unknown subscription", func(c *ipc.Claim) { c.SubID = "9" }, true},
+		{"slot out of range", func(c *ipc.Claim) { c.Slot = 99 }, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tb := newTestBroker(t, 4, 1<<20)
+			prod, cons := tb.fakeChild(), tb.fakeChild()
+			tb.subscribe(t, cons, "1", "/queue/a", "client-individual", 1)
+			tb.send(t, prod, "/queue/a", "m")
+			off := only(t, drain(t, cons), ipc.KindOffer).offer
+			tb.sem.take(off.Slot)
+			cl := ipc.Claim{Slot: off.Slot, Gen: off.Gen, SubID: "1", MessageID: off.MessageID}
+			tc.mutate(&cl)
+			tb.claim(t, cons, cl)
+			rs := drain(t, cons)
+			if len(rs) == 0 || rs[0].kind != ipc.KindDeny {
+				t.Fatalf("records %s, want DENY first", kinds(rs))
+			}
+			reoffered := len(rs) == 2 && rs[1].kind == ipc.KindOffer && rs[1].offer.Gen == off.Gen+1
+			if reoffered != tc.rearmed {
+				t.Fatalf("records %s: re-armed=%v, want %v", kinds(rs), reoffered, tc.rearmed)
+			}
+			if tc.rearmed {
+				if v, _ := tb.sem.Value(off.Slot); v != 1 {
+					t.Fatalf("slot value %d after re-arm", v)
+				}
+			}
+		})
+	}
+}
+
+func TestLedgerNackRedeliversFlagged(t *testing.T) {
+	tb := newTestBroker(t, 4, 1<<20)
+	prod, cons := tb.fakeChild(), tb.fakeChild()
+	tb.subscribe(t, cons, "1", "/queue/a", "client-individual", 1)
+	tb.send(t, prod, "/queue/a", "m")
+	for delivery := 1; delivery <= 3; delivery++ {
+		off := only(t, drain(t, cons), ipc.KindOffer).offer
+		tb.sem.take(off.Slot)
+		tb.claim(t, cons, ipc.Claim{Slot: off.Slot, Gen: off.Gen, SubID: "1", MessageID: off.MessageID})
+		g := only(t, drain(t, cons), ipc.KindGrant)
+		wantRed := delivery > 1
+		if (g.hdr.Get("redelivered") == "true") != wantRed || g.hdr.Get("delivery-count") != strconv.Itoa(delivery) {
+			t.Fatalf("delivery %d: redelivered=%q delivery-count=%q", delivery, g.hdr.Get("redelivered"), g.hdr.Get("delivery-count"))
+		}
+		tb.settle(t, cons, off.MessageID, false)
+	}
+}
+
+func TestLedgerChildDeathRequeuesWhatItHeld(t *testing.T) {
+	tb := newTestBroker(t, 4, 1<<20)
+	prod, dead, live := tb.fakeChild(), tb.fakeChild(), tb.fakeChild()
+	tb.subscribe(t, dead, "1", "/queue/a", "client", 2)
+	tb.send(t, prod, "/queue/a", "m1")
+	tb.send(t, prod, "/queue/a", "m2")
+	for _, r := range drain(t, dead) {
+		tb.sem.take(r.offer.Slot)
+		tb.claim(t, dead, ipc.Claim{Slot: r.offer.Slot, Gen: r.offer.Gen, SubID: "1", MessageID: r.offer.MessageID})
+	}
+	if rs := drain(t, dead); kinds(rs) != "GRANT,GRANT" {
+		t.Fatalf("dead child got %s", kinds(rs))
+	}
+	tb.forgetChild(dead)
+	tb.subscribe(t, live, "1", "/queue/a", "auto", 5)
+	var bodies []string
+	for _, r := range drain(t, live) {
+		tb.sem.take(r.offer.Slot)
+		tb.claim(t, live, ipc.Claim{Slot: r.offer.Slot, Gen: r.offer.Gen, SubID: "1", MessageID: r.offer.MessageID})
+	}
+	for _, g := range drain(t, live) {
+		if g.hdr.Get("redelivered") != "true" {
+			t.Fatalf("requeued %q not flagged", g.body)
+		}
+		bodies = append(bodies, g.body)
+	}
+	if strings.Join(bodies, ",") != "m1,m2" {
+		t.Fatalf("redelivered %v, want m1,m2 in order", bodies)
+	}
+}
+
+func TestLedgerReoffersWhenAWinnerDiesBeforeClaiming(t *testing.T) {
+	tb := newTestBroker(t, 4, 1<<20)
+	prod, dead, live := tb.fakeChild(), tb.fakeChild(), tb.fakeChild()
+	tb.subscribe(t, dead, "1", "/queue/a", "auto", 1)
+	tb.subscribe(t, live, "1", "/queue/a", "auto", 1)
+	tb.send(t, prod, "/queue/a", "m")
+	off := only(t, drain(t, live), ipc.KindOffer).offer
+	drain(t, dead)
+	tb.sem.take(off.Slot)  // the dead child won...
+	tb.sem.val[off.Slot]++ // ...and SEM_UNDO gave the token back when it died
+	tb.forgetChild(dead)
+	re := only(t, drain(t, live), ipc.KindOffer).offer
+	if re.Slot != off.Slot || re.Gen != off.Gen+1 {
+		t.Fatalf("re-offer %+v after %+v", re, off)
+	}
+}
+
+func TestLedgerPrefetchBoundsOffers(t *testing.T) {
+	tb := newTestBroker(t, 16, 1<<20)
+	prod, cons := tb.fakeChild(), tb.fakeChild()
+	tb.subscribe(t, cons, "1", "/queue/a", "client-individual", 2)
+	for i := 0; i < 10; i++ {
+		tb.send(t, prod, "/queue/a", strconv.Itoa(i))
+	}
+	offers := drain(t, cons)
+	if kinds(offers) != "OFFER,OFFER" {
+		t.Fatalf("with prefetch 2: %s", kinds(offers))
+	}
+	for _, r := range offers {
+		tb.sem.take(r.offer.Slot)
+		tb.claim(t, cons, ipc.Claim{Slot: r.offer.Slot, Gen: r.offer.Gen, SubID: "1", MessageID: r.offer.MessageID})
+	}
+	grants := drain(t, cons)
+	if kinds(grants) != "GRANT,GRANT" {
+		t.Fatalf("after claims: %s", kinds(grants))
+	}
+	tb.settle(t, cons, grants[0].msgID, true)
+	if rs := drain(t, cons); kinds(rs) != "OFFER" {
+		t.Fatalf("after one ACK: %s, want one new OFFER", kinds(rs))
+	}
+}
+
+func TestLedgerMemoryLimitTellsProducer(t *testing.T) {
+	tb := newTestBroker(t, 4, 2048)
+	prod := tb.fakeChild()
+	for i := 0; i < 4; i++ {
+		tb.send(t, prod, "/queue/a", strings.Repeat("x", 600))
+	}
+	rs := drain(t, prod)
+	if len(rs) != 1 || rs[0].kind != ipc.KindShutdown || !strings.Contains(rs[0].body, "queue memory limit") {
+		t.Fatalf("producer got %s %v", kinds(rs), rs)
+	}
+}
