@@ -324,7 +324,11 @@ func (s *session) handleSubscribe(f *frame.Frame, receipt string) bool {
 	s.subs[id] = sub
 	s.subsByKey[sub.key] = sub
 	s.byDest[dest] = append(s.byDest[dest], sub)
-	s.forward(frame.New(frame.SUBSCRIBE, frame.Id, sub.key, frame.Destination, dest, frame.Ack, f.Header.Get(frame.Ack), "prefetch-count", strconv.Itoa(sub.prefetch)))
+	fwd := frame.New(frame.SUBSCRIBE, frame.Id, sub.key, frame.Destination, dest, frame.Ack, f.Header.Get(frame.Ack), "prefetch-count", strconv.Itoa(sub.prefetch))
+	if v := s.header(f, "ack-timeout"); v != "" { // a lease on each delivery, in ms (see parent/jobs.go)
+		fwd.Header.Add("ack-timeout", v)
+	}
+	s.forward(fwd)
 	return true
 }
 

@@ -341,18 +341,28 @@ func (s *session) handleRecord(k ipc.Kind, body []byte) error {
 			sub.inflight--
 		}
 	case ipc.KindSynced:
-		token, err := ipc.DecodeToken(body)
+		token, flags, err := ipc.DecodeSynced(body)
 		if err != nil {
 			return err
 		}
 		if id, ok := s.receipts[token]; ok {
 			delete(s.receipts, token)
-			s.writeFrame(frame.New(frame.RECEIPT, frame.ReceiptId, id))
+			r := frame.New(frame.RECEIPT, frame.ReceiptId, id)
+			if flags&ipc.SyncedCoalesced != 0 {
+				r.Header.Add("coalesced", "true")
+			}
+			s.writeFrame(r)
 		}
 		if token == s.disconnectToken {
 			s.flush()
 			s.done = true
 		}
+	case ipc.KindRevoke:
+		key, msgID, err := ipc.DecodeDeny(body)
+		if err != nil {
+			return err
+		}
+		s.revoke(key, msgID)
 	case ipc.KindShutdown:
 		s.fail(string(body), "", "")
 	default:
@@ -406,6 +416,25 @@ func (s *session) onGrant(key, msgID string, enc []byte) {
 	}
 	sub.pending = append(sub.pending, msgID)
 	s.unacked[msgID] = sub
+}
+
+// revoke forgets a delivery the parent took back (ack-timeout): the
+// subscription gets its credit back, and a late ACK for it is ignored.
+func (s *session) revoke(key, msgID string) {
+	sub := s.subsByKey[key]
+	if sub == nil || s.unacked[msgID] != sub {
+		return
+	}
+	delete(s.unacked, msgID)
+	for i, p := range sub.pending {
+		if p == msgID {
+			sub.pending = append(sub.pending[:i], sub.pending[i+1:]...)
+			break
+		}
+	}
+	if sub.inflight > 0 {
+		sub.inflight--
+	}
 }
 
 // writeMessage writes a MESSAGE for sub. enc is the frame in STOMP 1.2

@@ -52,13 +52,19 @@
 //
 // Parent to child:
 //
-//	KindDeliver a topic message (a MESSAGE frame without subscription/ack
-//	            headers); the child delivers it to each matching subscription
+//	KindDeliver destination, message id, MESSAGE frame (without
+//	            subscription/ack headers): a topic message; the child
+//	            delivers it to each of its subscriptions to the destination
 //	KindOffer   slot, generation, destination, message id: a queue message
 //	            is up for grabs; race for the slot's semaphore token
-//	KindGrant   subscription id, MESSAGE frame: the claim won; deliver it
-//	KindDeny    subscription id, message id: the claim lost; forget it
-//	KindSynced  token (see KindSync)
+//	KindGrant   subscription key, message id, MESSAGE frame: the claim
+//	            won; deliver it
+//	KindDeny    subscription key, message id: the claim lost; forget it
+//	KindSynced  token, flags (see KindSync; SyncedCoalesced marks a SEND
+//	            that was merged with a pending message of the same uniqkey)
+//	KindRevoke  subscription key, message id: the delivery was not acked
+//	            within the subscription's ack-timeout and went back to the
+//	            queue; forget it (a late ACK for it is ignored)
 //	KindShutdown reason: send the client an ERROR with this message and close
 //
 // The parent must survive any bytes a child sends: every decoder here

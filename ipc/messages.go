@@ -88,15 +88,25 @@ func DecodeMessage(body []byte) (key, messageID string, encodedFrame []byte, err
 	return key, messageID, encodedFrame, nil
 }
 
-// AppendDeny appends a KindDeny record.
+// AppendDeny appends a KindDeny record (also used for KindRevoke, which
+// has the same body).
 func AppendDeny(dst []byte, subID, messageID string) []byte {
-	dst, mark := BeginRecord(dst, KindDeny)
+	return appendSubMessage(dst, KindDeny, subID, messageID)
+}
+
+// AppendRevoke appends a KindRevoke record.
+func AppendRevoke(dst []byte, subID, messageID string) []byte {
+	return appendSubMessage(dst, KindRevoke, subID, messageID)
+}
+
+func appendSubMessage(dst []byte, k Kind, subID, messageID string) []byte {
+	dst, mark := BeginRecord(dst, k)
 	dst = AppendString(dst, subID)
 	dst = AppendString(dst, messageID)
 	return FinishRecord(dst, mark)
 }
 
-// DecodeDeny decodes a KindDeny body.
+// DecodeDeny decodes a KindDeny or KindRevoke body.
 func DecodeDeny(body []byte) (subID, messageID string, err error) {
 	r := NewBodyReader(body)
 	subID, messageID = r.String(), r.String()
@@ -106,14 +116,37 @@ func DecodeDeny(body []byte) (subID, messageID string, err error) {
 	return subID, messageID, nil
 }
 
-// AppendToken appends a KindSync or KindSynced record.
+// SyncedCoalesced is a KindSynced flag: the last SEND before the SYNC was
+// not stored because a message with the same uniqkey is still pending; the
+// child says so in the RECEIPT.
+const SyncedCoalesced = 1
+
+// AppendSynced appends a KindSynced record: token, then flags.
+func AppendSynced(dst []byte, token uint64, flags uint64) []byte {
+	dst, mark := BeginRecord(dst, KindSynced)
+	dst = AppendUint(dst, token)
+	dst = AppendUint(dst, flags)
+	return FinishRecord(dst, mark)
+}
+
+// DecodeSynced decodes a KindSynced body.
+func DecodeSynced(body []byte) (token, flags uint64, err error) {
+	r := NewBodyReader(body)
+	token, flags = r.Uint(), r.Uint()
+	if err := r.Done(); err != nil {
+		return 0, 0, fmt.Errorf("synced: %w", err)
+	}
+	return token, flags, nil
+}
+
+// AppendToken appends a KindSync record.
 func AppendToken(dst []byte, k Kind, token uint64) []byte {
 	dst, mark := BeginRecord(dst, k)
 	dst = AppendUint(dst, token)
 	return FinishRecord(dst, mark)
 }
 
-// DecodeToken decodes a KindSync or KindSynced body.
+// DecodeToken decodes a KindSync body.
 func DecodeToken(body []byte) (uint64, error) {
 	r := NewBodyReader(body)
 	t := r.Uint()

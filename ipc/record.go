@@ -23,6 +23,7 @@ const (
 	KindDeny     Kind = 'X'
 	KindSynced   Kind = 's'
 	KindShutdown Kind = 'Q'
+	KindRevoke   Kind = 'R'
 )
 
 // String returns the kind's name, as used in --trace output.
@@ -52,6 +53,8 @@ func (k Kind) String() string {
 		return "SYNCED"
 	case KindShutdown:
 		return "SHUTDOWN"
+	case KindRevoke:
+		return "REVOKE"
 	}
 	return fmt.Sprintf("KIND(%#x)", byte(k))
 }
