@@ -150,11 +150,12 @@ func negotiate(acceptVersion string) stompwire.Version {
 func (s *session) handleConnect(f *frame.Frame) {
 	v := negotiate(f.Header.Get(frame.AcceptVersion))
 	if v < 0 {
-		e := frame.New(frame.ERROR, frame.Version, "1.0,1.1,1.2", frame.Message, "unsupported protocol version", frame.ContentType, "text/plain")
-		e.Body = []byte("this broker speaks STOMP 1.0, 1.1 and 1.2; the client offered " + f.Header.Get(frame.AcceptVersion) + "\n")
-		e.Header.Add(frame.ContentLength, strconv.Itoa(len(e.Body)))
-		s.writeFrame(e)
-		s.fail("unsupported protocol version", "", "")
+		// The spec's one ERROR with a required header: version lists what
+		// the server speaks, so the client can retry.
+		e := errorFrame("unsupported protocol version", "",
+			"this broker speaks STOMP 1.0, 1.1 and 1.2; the client offered "+strconv.Quote(f.Header.Get(frame.AcceptVersion)))
+		e.Header.Add(frame.Version, "1.0,1.1,1.2")
+		s.failWith(e)
 		return
 	}
 	s.version = v

@@ -57,7 +57,7 @@ type session struct {
 
 	readWindow atomic.Int64 // heart-beat read window in ns for the client reader; 0 = none
 	beatEvery  time.Duration
-	wroteSince bool // something went to the client since the last heart-beat tick
+	lastWrite  time.Time // when bytes last went to the client, for heart-beats
 }
 
 type ackMode int
@@ -128,7 +128,12 @@ func (s *session) run() {
 	var beat <-chan time.Time
 	for !s.done {
 		if s.beatEvery > 0 && beat == nil {
-			t := time.NewTicker(s.beatEvery)
+			// Ticking at half the interval and beating when the last
+			// write is at least half an interval old keeps every gap
+			// between writes within the interval (a beat is due at the
+			// latest one tick after the gap reached half of it). Ticking
+			// at the interval itself would allow gaps of almost two.
+			t := time.NewTicker(s.beatEvery / 2)
 			defer t.Stop()
 			beat = t.C
 		}
@@ -137,11 +142,10 @@ func (s *session) run() {
 			s.onClient(ev)
 		case ev := <-batches:
 			s.onParent(ev)
-		case <-beat:
-			if !s.wroteSince {
+		case now := <-beat:
+			if now.Sub(s.lastWrite) >= s.beatEvery/2 {
 				s.cw.Write([]byte{'\n'})
 			}
-			s.wroteSince = false
 		case <-s.term:
 			s.fail("disconnected by operator", "", "")
 		}
@@ -215,7 +219,7 @@ func (s *session) readParent(out chan<- parentEvent) {
 // count as consumed only once written).
 func (s *session) flush() {
 	if s.cw.Buffered() > 0 {
-		s.wroteSince = true
+		s.lastWrite = time.Now()
 		if err := s.cw.Flush(); err != nil {
 			s.log.Debug("client write failed", "err", err)
 			s.done = true
@@ -270,7 +274,11 @@ func (s *session) onClientError(err error) {
 	case errors.Is(err, io.EOF):
 		s.done = true
 	case errors.As(err, &pe):
-		s.fail(pe.Msg, "", "")
+		receipt := pe.Receipt
+		if s.version == stompwire.V10 {
+			receipt = strings.TrimSpace(receipt) // as header() reads it
+		}
+		s.fail(pe.Msg, receipt, "")
 	case errors.As(err, &ne) && ne.Timeout():
 		if !s.connected {
 			s.fail("no CONNECT frame within "+s.cfg.ConnectTimeout.String(), "", "")
@@ -471,6 +479,12 @@ func (s *session) writeMessage(enc []byte, sub *subscription, msgID string) {
 	}
 	for i := 0; i < f.Header.Len(); i++ {
 		k, v := f.Header.GetAt(i)
+		// A 1.2 producer's header may hold a line feed, which an
+		// unescaped 1.0 frame cannot carry: written raw it would inject
+		// header lines (or a body) into this client's frame. Leave it out.
+		if !stompwire.Encodable(frame.MESSAGE, s.version, k, v) {
+			continue
+		}
 		out.Header.Add(k, v)
 	}
 	out.Body = f.Body
@@ -506,11 +520,16 @@ func (s *session) writeFrame(f *frame.Frame) {
 }
 
 // fail sends an ERROR frame and ends the session, as the spec requires
-// after any ERROR. message is the short text for the message header.
+// after any ERROR. message is the short text for the message header,
+// receiptID (if not "") goes into receipt-id, and detail (message if "")
+// is the body.
 func (s *session) fail(message, receiptID, detail string) {
-	if s.done {
-		return
-	}
+	s.failWith(errorFrame(message, receiptID, detail))
+}
+
+// errorFrame builds the ERROR frame fail sends; a caller adds headers to it
+// and passes it to failWith.
+func errorFrame(message, receiptID, detail string) *frame.Frame {
 	f := frame.New(frame.ERROR, frame.Message, message, frame.ContentType, "text/plain")
 	if receiptID != "" {
 		f.Header.Add(frame.ReceiptId, receiptID)
@@ -520,7 +539,16 @@ func (s *session) fail(message, receiptID, detail string) {
 	}
 	f.Body = []byte(detail + "\n")
 	f.Header.Add(frame.ContentLength, strconv.Itoa(len(f.Body)))
-	s.log.Info("closing client with ERROR", "message", message)
+	return f
+}
+
+// failWith sends f, an ERROR frame, and ends the session: the one ERROR a
+// client gets before the connection closes.
+func (s *session) failWith(f *frame.Frame) {
+	if s.done {
+		return
+	}
+	s.log.Info("closing client with ERROR", "message", f.Header.Get(frame.Message))
 	_ = s.client.SetWriteDeadline(time.Now().Add(2 * time.Second))
 	s.writeFrame(f)
 	s.flush()

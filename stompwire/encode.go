@@ -1,6 +1,10 @@
 package stompwire
 
-import "github.com/go-stomp/stomp/v3/frame"
+import (
+	"strings"
+
+	"github.com/go-stomp/stomp/v3/frame"
+)
 
 // AppendFrame appends the wire form of f to dst and returns the extended
 // slice: the command, one "name:value" line per header in order, a blank
@@ -91,4 +95,32 @@ func appendEscaped(dst []byte, s string, esc encoding) []byte {
 		run = i + 1
 	}
 	return append(dst, s[run:]...)
+}
+
+// Encodable reports whether a header can be written in a cmd frame of
+// version v so that [Parse] reads back the same name and value. A caller
+// copying headers from one version to another (a STOMP 1.2 producer's
+// MESSAGE going to a 1.0 consumer) must leave out the headers for which it
+// is false: written anyway, a line feed in a value would end the header
+// early and let one client inject headers, or a body, into another
+// client's frame.
+//
+// It is false for an empty name, for a NUL anywhere (no version can carry
+// one in a header), and for text an unescaped frame (V10;
+// CONNECT, STOMP and CONNECTED in every version) cannot carry: a line feed
+// anywhere, a ':' in the name, and a value ending in CR where CR LF ends
+// lines (CONNECT and STOMP always; CONNECTED in V12). An escaped frame
+// (V11 and V12 otherwise) can carry any text.
+func Encodable(cmd string, v Version, name, value string) bool {
+	if name == "" || strings.IndexByte(name, 0) >= 0 || strings.IndexByte(value, 0) >= 0 {
+		return false
+	}
+	if encodingFor(cmd, v) != encodeRaw {
+		return true
+	}
+	if strings.IndexByte(name, '\n') >= 0 || strings.IndexByte(value, '\n') >= 0 || strings.IndexByte(name, ':') >= 0 {
+		return false
+	}
+	crlf := v.crlf() || cmd == frame.CONNECT || cmd == frame.STOMP
+	return !(crlf && strings.HasSuffix(value, "\r"))
 }

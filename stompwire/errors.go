@@ -51,9 +51,16 @@ var (
 // on it. Msg is a short human sentence without line breaks, suitable as the
 // `message` header of the ERROR frame the session sends before it closes
 // the connection (for example "frame body exceeds 4194304 bytes").
+//
+// Receipt is the value (unescaped) of the frame's first receipt header when
+// that header was read and accepted before the error was found, else "".
+// The spec asks an ERROR to carry receipt-id when the frame that caused it
+// asked for a receipt; a frame whose body is too long, whose content-length
+// does not match, or whose later header is malformed still names one.
 type ProtocolError struct {
-	Err error
-	Msg string
+	Err     error
+	Msg     string
+	Receipt string
 }
 
 // Error returns the message prefixed with the package name.

@@ -24,7 +24,8 @@ import (
 //   - (nil, 0, err) with err a [*ProtocolError] wrapping one of
 //     [ErrFrameTooLarge], [ErrTooManyHeaders], [ErrHeaderLineTooLong],
 //     [ErrBadHeader], [ErrBadEscape], [ErrUnknownCommand],
-//     [ErrBadContentLength] or [ErrContentLengthMismatch].
+//     [ErrBadContentLength] or [ErrContentLengthMismatch]. Its Receipt
+//     is the frame's receipt header if that was read before the error.
 //
 // The rules:
 //   - The command must be one of the 15 STOMP commands.
@@ -85,6 +86,11 @@ type scanner struct {
 	bodyStart int
 	clen      int // content-length, or -1 when there is none
 	searched  int // phaseBody without content-length: body bytes known to hold no NUL
+
+	// receiptStart and receiptEnd delimit the raw value of the first
+	// receipt header (receiptEnd is 0 while there is none). Only an error
+	// reads them, so a frame that parses costs nothing for them.
+	receiptStart, receiptEnd int
 }
 
 // parse is [Parse] resuming from s. lim must have its defaults applied.
@@ -99,6 +105,12 @@ func (s *scanner) parse(b []byte, v Version, lim Limits) (*frame.Frame, int, err
 	}
 	nul, err := s.scan(b, v, lim)
 	if err != nil {
+		if pe, ok := err.(*ProtocolError); ok && s.receiptEnd > 0 {
+			pe.Receipt = string(b[s.receiptStart:s.receiptEnd])
+			if s.unescape {
+				pe.Receipt = unescape(pe.Receipt)
+			}
+		}
 		return nil, 0, err
 	}
 	f := s.build(b, nul)
@@ -257,6 +269,10 @@ func (s *scanner) scanHeaders(b []byte, lim Limits) error {
 		}
 		if err := s.checkHeader(line, lim); err != nil {
 			return err
+		}
+		if s.receiptEnd == 0 && bytes.HasPrefix(line, []byte(frame.Receipt+":")) {
+			s.receiptStart = start + len(frame.Receipt) + 1
+			s.receiptEnd = start + len(line)
 		}
 		s.headers++
 		s.next = start + lf + 1

@@ -408,3 +408,50 @@ func TestLimitsDefaults(t *testing.T) {
 		t.Errorf("withDefaults kept a negative or replaced a set field: %+v", got)
 	}
 }
+
+// TestProtocolErrorReceipt checks that an error names the receipt of the
+// frame it refuses whenever the receipt header was read before the error,
+// so the session's ERROR can carry receipt-id; and that the Reader, fed
+// byte by byte, reports the same.
+func TestProtocolErrorReceipt(t *testing.T) {
+	cases := []struct {
+		name, in string
+		v        Version
+		receipt  string
+	}{
+		{"content-length mismatch", "SEND\nreceipt:r1\ncontent-length:1\n\nab\x00", V12, "r1"},
+		{"body too large", "SEND\nreceipt:r2\n\n0123456789ABCDEF\x00", V12, "r2"},
+		{"content-length too large", "SEND\nreceipt:r3\ncontent-length:99\n\n", V12, "r3"},
+		{"bad header after the receipt", "SEND\nreceipt:r4\nnocolon\n\n\x00", V12, "r4"},
+		{"bad escape after the receipt", "SEND\nreceipt:r5\nx:\\t\n\n\x00", V12, "r5"},
+		{"too many headers after the receipt", "SEND\nreceipt:r6\na:1\nb:2\nc:3\n\n\x00", V12, "r6"},
+		{"escaped receipt is unescaped", "SEND\nreceipt:a\\cb\\\\\nx:\\t\n\n\x00", V12, `a:b\`},
+		{"1.0 receipt is raw", "SEND\nreceipt:a\\cb\ncontent-length:x\n\n\x00", V10, `a\cb`},
+		{"CR LF receipt", "SEND\r\nreceipt:r7\r\nbad\r\n\r\n\x00", V12, "r7"},
+		{"first receipt counts", "SEND\nreceipt:one\nreceipt:two\nbad\n\n\x00", V12, "one"},
+		{"empty receipt", "SEND\nreceipt:\nbad\n\n\x00", V12, ""},
+		{"bad header before the receipt", "SEND\nbad\nreceipt:r8\n\n\x00", V12, ""},
+		{"bad receipt escape", "SEND\nreceipt:\\t\n\n\x00", V12, ""},
+		{"unknown command", "SENDX\nreceipt:r9\n\n\x00", V12, ""},
+		{"receipt-id is not receipt", "SEND\nreceipt-id:r\nbad\n\n\x00", V12, ""},
+	}
+	lim := Limits{MaxHeaderLines: 3, MaxBodyBytes: 10}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := Parse([]byte(tc.in), tc.v, lim)
+			var pe *ProtocolError
+			if !errors.As(err, &pe) {
+				t.Fatalf("Parse error = %v, want a *ProtocolError", err)
+			}
+			if pe.Receipt != tc.receipt {
+				t.Errorf("Parse: Receipt = %q, want %q (%v)", pe.Receipt, tc.receipt, err)
+			}
+			r := NewReader(&splitReader{rest: []byte(tc.in), step: 1}, lim)
+			r.SetVersion(tc.v)
+			_, err = r.Read()
+			if !errors.As(err, &pe) || pe.Receipt != tc.receipt {
+				t.Errorf("Reader: error %v, want a *ProtocolError with Receipt %q", err, tc.receipt)
+			}
+		})
+	}
+}
