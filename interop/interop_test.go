@@ -301,8 +301,8 @@ var knownDiffs = map[string][]knownDiffEntry{
 	},
 	"activemq": {
 		{"*", "*", "nack-redeliver",
-			"ActiveMQ treats NACK as a poison ack: the message goes to the dead-letter queue " +
-				"ActiveMQ.DLQ instead of being redelivered (the spec leaves NACK's consequence to the server)"},
+			"ActiveMQ treats NACK as a poison ack: the message is not redelivered but moved to " +
+				"ActiveMQ.DLQ (persistent:true) or discarded (non-persistent); the spec leaves NACK's consequence to the server"},
 	},
 }
 

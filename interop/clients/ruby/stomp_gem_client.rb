@@ -44,7 +44,8 @@ class Session
     @receipts = {}
     hdrs = {}
     if ver == '1.2'
-      hdrs = { 'accept-version': '1.2', host: ENV['STOMP_INTEROP_VHOST'] || host }
+      vhost = ENV.fetch('STOMP_INTEROP_VHOST', '')
+      hdrs = { 'accept-version': '1.2', host: vhost.empty? ? host : vhost }
     end
     @conn = Stomp::Connection.new(
       hosts: [{ login: '', passcode: '', host: host, port: Integer(port) }],
