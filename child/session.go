@@ -125,27 +125,21 @@ func (s *session) run() {
 	batches := make(chan parentEvent, 4)
 	go s.readParent(batches)
 
-	var beat <-chan time.Time
+	var beat *time.Timer
+	var beatC <-chan time.Time
 	for !s.done {
 		if s.beatEvery > 0 && beat == nil {
-			// Ticking at half the interval and beating when the last
-			// write is at least half an interval old keeps every gap
-			// between writes within the interval (a beat is due at the
-			// latest one tick after the gap reached half of it). Ticking
-			// at the interval itself would allow gaps of almost two.
-			t := time.NewTicker(s.beatEvery / 2)
-			defer t.Stop()
-			beat = t.C
+			beat = time.NewTimer(s.heartBeat(time.Now()))
+			defer beat.Stop()
+			beatC = beat.C
 		}
 		select {
 		case ev := <-frames:
 			s.onClient(ev)
 		case ev := <-batches:
 			s.onParent(ev)
-		case now := <-beat:
-			if now.Sub(s.lastWrite) >= s.beatEvery/2 {
-				s.cw.Write([]byte{'\n'})
-			}
+		case now := <-beatC:
+			beat.Reset(s.heartBeat(now))
 		case <-s.term:
 			s.fail("disconnected by operator", "", "")
 		}
@@ -165,6 +159,19 @@ func (s *session) run() {
 		}
 		s.flush()
 	}
+}
+
+// heartBeat writes a heart-beat (an EOL) if nothing went to the client for
+// almost the negotiated interval, and returns how long to wait before the
+// next check. The spec wants some data at least once per interval; the
+// tenth of it held back absorbs timer and scheduling delays.
+func (s *session) heartBeat(now time.Time) time.Duration {
+	due := s.beatEvery - s.beatEvery/10
+	if idle := now.Sub(s.lastWrite); idle < due {
+		return due - idle
+	}
+	s.cw.Write([]byte{'\n'})
+	return due
 }
 
 // readClient reads frames from the client until an error and hands them to

@@ -1,0 +1,213 @@
+package integration
+
+import (
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-stomp/stomp/v3/frame"
+
+	"github.com/stomp-broker/stomp-broker/internal/brokertest"
+)
+
+// beatArrivals reads from p for d and returns when data arrived, failing
+// if anything but line ends (heart-beats) arrives. The first entry is the
+// start time.
+func (p *peer) beatArrivals(d time.Duration) []time.Time {
+	p.t.Helper()
+	start := time.Now()
+	times := []time.Time{start}
+	if strings.Trim(string(p.buf), "\r\n") != "" {
+		p.t.Fatalf("%s: unexpected bytes before the heart-beats: %q", p.name, p.buf)
+	}
+	p.buf = nil
+	deadline := start.Add(d)
+	buf := make([]byte, 4096)
+	for {
+		_ = p.conn.SetReadDeadline(deadline)
+		n, err := p.conn.Read(buf)
+		if n > 0 {
+			if s := string(buf[:n]); strings.Trim(s, "\r\n") != "" {
+				p.t.Fatalf("%s: expected only heart-beats, got %q", p.name, s)
+			}
+			times = append(times, time.Now())
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return append(times, deadline)
+		}
+		if err != nil {
+			p.t.Fatalf("%s: connection ended while heart-beating: %v", p.name, err)
+		}
+	}
+}
+
+// gaps returns the longest and shortest interval between arrivals.
+func gaps(times []time.Time) (longest, shortest time.Duration) {
+	shortest = time.Hour
+	for i := 1; i < len(times); i++ {
+		g := times[i].Sub(times[i-1])
+		longest = max(longest, g)
+		shortest = min(shortest, g)
+	}
+	return longest, shortest
+}
+
+func TestProtocolHeartBeatNegotiation(t *testing.T) {
+	b := brokertest.Start(t, "--heart-beat", "500ms")
+	cases := []struct {
+		name    string
+		version string
+		header  string // the client's heart-beat header line, "" for none
+		want    string // CONNECTED's heart-beat, "" for none
+	}{
+		{"client wants none", "1.2", "heart-beat:0,0", "500,500"},
+		{"no header means 0,0", "1.2", "", "500,500"},
+		{"client offers and asks", "1.1", "heart-beat:300,700", "500,500"},
+		{"malformed header means 0,0", "1.2", "heart-beat:soon", "500,500"},
+		{"STOMP 1.0 has no heart-beating", "", "heart-beat:0,500", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPeer(t, b, "client")
+			var extra []string
+			if tc.header != "" {
+				extra = append(extra, tc.header)
+			}
+			f := p.connect(tc.version, extra...)
+			got, ok := f.Header.Contains(frame.HeartBeat)
+			if tc.want == "" && ok {
+				t.Fatalf("CONNECTED has heart-beat %q, want none", got)
+			}
+			if tc.want != "" {
+				header(t, f, frame.HeartBeat, tc.want)
+			}
+		})
+	}
+	t.Run("no beats when the client asks for none", func(t *testing.T) {
+		p := newPeer(t, b, "quiet")
+		p.connect("1.2", "heart-beat:0,0")
+		if times := p.beatArrivals(1500 * time.Millisecond); len(times) > 2 {
+			t.Errorf("the broker sent %d heart-beats to a client that asked for none", len(times)-2)
+		}
+	})
+	t.Run("a client that promised nothing is never timed out", func(t *testing.T) {
+		p := newPeer(t, b, "lazy")
+		p.connect("1.2", "heart-beat:0,0")
+		time.Sleep(3 * time.Second)
+		p.receipted("SEND\ndestination:/topic/x", "", "r")
+	})
+}
+
+func TestProtocolHeartBeatsSent(t *testing.T) {
+	b := brokertest.Start(t, "--heart-beat", "500ms")
+	cases := []struct {
+		name     string
+		header   string
+		interval time.Duration // max(broker's 500ms, the client's wish)
+	}{
+		{"client asks for 500ms", "heart-beat:0,500", 500 * time.Millisecond},
+		{"client asks for 200ms, broker can do 500ms", "heart-beat:0,200", 500 * time.Millisecond},
+		{"client asks for 1000ms", "heart-beat:0,1000", 1000 * time.Millisecond},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPeer(t, b, "client")
+			p.connect("1.2", tc.header)
+			times := p.beatArrivals(3500 * time.Millisecond)
+			longest, shortest := gaps(times[:len(times)-1])
+			// Some data at least every interval (the MUST), with room for
+			// a loaded machine; and not much more often than asked.
+			if longest > tc.interval+200*time.Millisecond {
+				t.Errorf("longest silence %v, want at most the interval %v", longest, tc.interval)
+			}
+			if last := times[len(times)-1].Sub(times[len(times)-2]); last > tc.interval+200*time.Millisecond {
+				t.Errorf("silence of %v at the end, want at most %v", last, tc.interval)
+			}
+			if shortest < tc.interval/2 {
+				t.Errorf("beats %v apart, want about %v", shortest, tc.interval)
+			}
+		})
+	}
+	t.Run("messages count as beats and beats resume after them", func(t *testing.T) {
+		p := newPeer(t, b, "busy")
+		p.connect("1.2", "heart-beat:0,500")
+		p.subscribe("1", "/topic/hb")
+		pub := newPeer(t, b, "pub")
+		pub.connect("1.2")
+		pub.receipted("SEND\ndestination:/topic/hb", "m", "r")
+		p.expectMessage("m")
+		times := p.beatArrivals(1500 * time.Millisecond)
+		if longest, _ := gaps(times); longest > 700*time.Millisecond {
+			t.Errorf("longest silence after a message %v, want at most 500ms", longest)
+		}
+	})
+}
+
+func TestProtocolHeartBeatTimeout(t *testing.T) {
+	const broker = 500 * time.Millisecond
+	b := brokertest.Start(t, "--heart-beat", broker.String())
+	by := newBystander(t, b)
+	t.Run("silent client is closed", func(t *testing.T) {
+		const promised = 300 * time.Millisecond
+		p := newPeer(t, b, "silent")
+		p.connect("1.2", "heart-beat:300,0")
+		start := time.Now()
+		p.expectError("heart-beat timeout", "")
+		took := time.Since(start)
+		// Tolerant (well past the interval max(300ms, 500ms)), but within
+		// twice it plus a second, with a second of slack for the test.
+		window := 2*max(promised, broker) + time.Second
+		if took < 2*max(promised, broker) || took > window+time.Second {
+			t.Errorf("closed after %v, want between %v and about %v", took, 2*max(promised, broker), window)
+		}
+		by.check(t)
+	})
+	t.Run("silent after some traffic", func(t *testing.T) {
+		p := newPeer(t, b, "silent-later")
+		p.connect("1.2", "heart-beat:300,0")
+		p.receipted("SEND\ndestination:/topic/x", "", "r")
+		start := time.Now()
+		p.expectError("heart-beat timeout", "")
+		if took := time.Since(start); took > 3*time.Second {
+			t.Errorf("closed after %v, want about 2s", took)
+		}
+		by.check(t)
+	})
+	t.Run("a beating client stays", func(t *testing.T) {
+		p := newPeer(t, b, "beating")
+		p.connect("1.2", "heart-beat:300,0")
+		for i := range 12 { // 3.6s, well past the 2s window
+			time.Sleep(300 * time.Millisecond)
+			if i%2 == 0 {
+				p.send("\n")
+			} else {
+				p.send("\r\n")
+			}
+		}
+		p.receipted("SEND\ndestination:/topic/x", "", "alive")
+	})
+	t.Run("frames count as beats", func(t *testing.T) {
+		p := newPeer(t, b, "chatty")
+		p.connect("1.2", "heart-beat:300,0")
+		for i := range 12 {
+			time.Sleep(300 * time.Millisecond)
+			p.send("SEND\ndestination:/topic/x\n\n" + strings.Repeat("x", i) + "\x00")
+		}
+		p.receipted("SEND\ndestination:/topic/x", "", "alive")
+	})
+}
+
+func TestProtocolHeartBeatOff(t *testing.T) {
+	b := brokertest.Start(t, "--heart-beat", "0")
+	p := newPeer(t, b, "client")
+	f := p.connect("1.2", "heart-beat:300,300")
+	header(t, f, frame.HeartBeat, "0,0")
+	if times := p.beatArrivals(1500 * time.Millisecond); len(times) > 2 {
+		t.Errorf("a broker with --heart-beat 0 sent %d heart-beats", len(times)-2)
+	}
+	time.Sleep(1500 * time.Millisecond) // the client promised beats but none were negotiated
+	p.receipted("SEND\ndestination:/topic/x", "", "r")
+}
