@@ -31,6 +31,7 @@ var conformance = []conformanceCase{
 	{"ReleaseWithBackoff", testReleaseWithBackoff},
 	{"Priority", testPriority},
 	{"UniqKeyCoalescing", testUniqKeyCoalescing},
+	{"UniqKeyConcurrent", testUniqKeyConcurrent},
 	{"DeadLetter", testDeadLetter},
 	{"ReleaseOwner", testReleaseOwner},
 	{"RestartRedelivers", testRestartRedelivers},
@@ -259,18 +260,25 @@ func testLeaseExclusive(t *testing.T, s store.Store, reopen func(*testing.T) sto
 	}
 }
 
-func testLeaseExpiry(t *testing.T, s store.Store, _ func(*testing.T) store.Store) {
+// testLeaseExpiry: broker A leases and goes silent; once the lease runs out,
+// broker B (through its own handle where the backend has one) gets the
+// message, flagged as a redelivery.
+func testLeaseExpiry(t *testing.T, s store.Store, reopen func(*testing.T) store.Store) {
 	q := queueName(t, "")
 	in := msg(q, "x")
 	mustPut(t, s, in)
+	brokerB := s
+	if reopen != nil {
+		brokerB = reopen(t)
+	}
 	first := mustLease(t, s, q, "A", 1, 200*time.Millisecond)
 	wantIDs(t, "first lease", ids(first), []int64{in.ID})
-	if got := mustLease(t, s, q, "B", 1, long); len(got) != 0 {
+	if got := mustLease(t, brokerB, q, "B", 1, long); len(got) != 0 {
 		t.Fatalf("leased while A's lease runs: %v", ids(got))
 	}
 	var second []*store.Message
 	eventually(t, 5*time.Second, "lease runs out", func() bool {
-		second = mustLease(t, s, q, "B", 1, long)
+		second = mustLease(t, brokerB, q, "B", 1, long)
 		return len(second) == 1
 	})
 	if second[0].ID != in.ID || second[0].Deliveries != 2 {
@@ -471,6 +479,55 @@ func testUniqKeyCoalescing(t *testing.T, s store.Store, _ func(*testing.T) store
 	again := keyed(q, "k", "8")
 	if r := mustPut(t, s, again)[0]; r.Coalesced || r.ID == first.ID {
 		t.Fatalf("key reused after ack: %+v, want a new message", r)
+	}
+}
+
+// testUniqKeyConcurrent: producers on every handle Put the same key at
+// once; exactly one message is stored and every Put reports its ID.
+func testUniqKeyConcurrent(t *testing.T, s store.Store, reopen func(*testing.T) store.Store) {
+	const producers = 20
+	q := queueName(t, "")
+	handles := []store.Store{s}
+	if reopen != nil {
+		handles = append(handles, reopen(t))
+	}
+	results := make([]store.PutResult, producers)
+	errs := make([]error, producers)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range producers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			m := msg(q, fmt.Sprint(i))
+			m.UniqKey = "same"
+			var res []store.PutResult
+			res, errs[i] = handles[i%len(handles)].Put(testContext(t), []*store.Message{m})
+			if errs[i] == nil {
+				results[i] = res[0]
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	stored := 0
+	for i, r := range results {
+		if errs[i] != nil {
+			t.Fatalf("producer %d: %v", i, errs[i])
+		}
+		if !r.Coalesced {
+			stored++
+		}
+		if r.ID != results[0].ID {
+			t.Fatalf("producer %d got ID %d, producer 0 got %d", i, r.ID, results[0].ID)
+		}
+	}
+	if stored != 1 {
+		t.Fatalf("%d Puts stored a message, want exactly 1", stored)
+	}
+	if st := statsFor(t, s, q); st.Stored != 1 {
+		t.Fatalf("stored %d, want 1", st.Stored)
 	}
 }
 
