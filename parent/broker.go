@@ -2,15 +2,16 @@ package parent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -20,13 +21,20 @@ import (
 	"github.com/stomp-broker/stomp-broker/ipc"
 	"github.com/stomp-broker/stomp-broker/semaphore"
 	"github.com/stomp-broker/stomp-broker/stompwire"
+	"github.com/stomp-broker/stomp-broker/store"
 )
 
 // Notifier receives the broker's life-cycle events (systemd's sd_notify).
-// A nil Notifier is allowed.
+// A nil Notifier is allowed. Errors are logged and otherwise ignored: a
+// missed notification must not take the broker down.
 type Notifier interface {
+	// Ready is called once the listeners accept clients.
 	Ready(status string) error
+	// Stopping is called when shutdown begins.
 	Stopping() error
+	// Watchdog is called every Config.WatchdogInterval from the event
+	// loop, so it stops when the loop is stuck.
+	Watchdog() error
 }
 
 // Config is everything the parent needs. Zero values get the defaults
@@ -35,6 +43,28 @@ type Config struct {
 	// Listeners are the sockets to accept clients on (from --listen or
 	// systemd socket activation). The broker closes them on shutdown.
 	Listeners []net.Listener
+	// TLSListeners are sockets whose clients speak STOMP over TLS. The
+	// parent accepts the TCP connection and hands the raw socket to the
+	// child, which does the TLS handshake itself with TLSCertFile and
+	// TLSKeyFile: the TLS session state lives in the process that uses it,
+	// so a child is still the only process holding its client.
+	TLSListeners []net.Listener
+	// TLSCertFile and TLSKeyFile are the PEM files every TLS child loads.
+	TLSCertFile, TLSKeyFile string
+	// TLSConfig is the parent's own TLS configuration, used only to send a
+	// TLS client refused by a limit its ERROR frame. Required with
+	// TLSListeners.
+	TLSConfig *tls.Config
+	// ControlListener, if set, serves the control socket (`stomp-broker
+	// clients`, `stomp-broker queues`; see package control). The broker
+	// closes it on shutdown.
+	ControlListener net.Listener
+	// MetricsListener, if set, serves Prometheus metrics over HTTP. The
+	// broker closes it on shutdown.
+	MetricsListener net.Listener
+	// WatchdogInterval, if positive, is how often the event loop calls
+	// Notifier.Watchdog.
+	WatchdogInterval time.Duration
 	// Child is the template of every child's configuration.
 	Child child.Config
 	// Slots is the number of offer slots in the semaphore set (default 256).
@@ -42,9 +72,9 @@ type Config struct {
 	// OutboxLimit is how many bytes may wait for one child before it is
 	// declared a slow consumer and disconnected (default 8 MiB).
 	OutboxLimit int
-	// MaxClients caps connected clients; over it a new client gets an
-	// ERROR frame and is closed without a child being spawned (0 = no cap).
-	MaxClients int
+	// Limits are the admission limits (max clients, per IP, spawn rate);
+	// Reload can change them.
+	Limits Limits
 	// MaxQueueBytes caps the bytes of queued (not yet acked) messages
 	// broker-wide; a SEND over it is refused with an ERROR (default 256 MiB).
 	MaxQueueBytes int64
@@ -65,6 +95,18 @@ type Config struct {
 	// SemaphoreCreated, if set, is called with the semaphore set's id once
 	// it exists (the CLI records it for crash clean-up).
 	SemaphoreCreated func(id int)
+	// Store, if set, keeps persistent queue messages durably (SQLite,
+	// PostgreSQL). The broker closes it on shutdown.
+	Store store.Store
+	// BrokerID names this broker as the owner of store leases; it must be
+	// stable across restarts and unique among brokers sharing a database
+	// (default: hostname and first listen port).
+	BrokerID string
+	// Lease is how long a durable message leased by this broker stays
+	// invisible to other brokers without renewal (default 30s).
+	Lease time.Duration
+	// Jobs are the defaults for job headers (max-redeliveries, backoff).
+	Jobs JobDefaults
 }
 
 func (c *Config) setDefaults() {
@@ -89,6 +131,16 @@ func (c *Config) setDefaults() {
 	if c.ChildStderr == nil {
 		c.ChildStderr = os.Stderr
 	}
+	if c.Lease <= 0 {
+		c.Lease = 30 * time.Second
+	}
+	if c.BrokerID == "" {
+		host, _ := os.Hostname()
+		c.BrokerID = host
+		if len(c.Listeners) > 0 {
+			c.BrokerID += "|" + c.Listeners[0].Addr().String()
+		}
+	}
 	c.Child.Limits = limitsWithDefaults(c.Child.Limits)
 	c.Child.Trace = c.Trace
 }
@@ -107,10 +159,21 @@ type Broker struct {
 	log    *slog.Logger
 	events chan event
 	sem    *semaphore.Set
-	// clients counts live children; the accept loops read it to enforce
-	// MaxClients before spawning.
-	clients  atomic.Int64
+	// admit is shared by the accept loops and the event loop (it has its
+	// own lock): it enforces Limits before anything is spawned.
+	admit *admission
+	// metrics is nil without a MetricsListener.
+	metrics  *metrics
 	idPrefix string
+	// quit is closed when shutdown begins (accept loops waiting for the
+	// spawn rate give up); done when Serve has returned (control requests
+	// and Reload stop waiting for the event loop).
+	quit, done chan struct{}
+
+	// childLogLevel is the log level of children spawned from now on; the
+	// accept loops read it, Reload writes it.
+	liveMu        sync.Mutex
+	childLogLevel string
 
 	// --- event loop state ---
 	children map[int]*childProc            // by pid
@@ -118,8 +181,25 @@ type Broker struct {
 	queues   *ledger
 	nextMsg  uint64
 	stopping bool
+	// deadLettered counts messages given up on, by queue.
+	deadLettered map[string]int
 	// fatalErr, once set, makes Serve shut down and return it.
 	fatalErr error
+	// asyncPending counts Broker.async calls whose result has not been
+	// applied yet; shutdown waits for them.
+	asyncPending int
+}
+
+// evApply carries the result of work done off the event loop (a store
+// call) back to it, as a function to run there.
+type evApply struct{ apply func() }
+
+// async runs work in a goroutine of its own, then applies the function it
+// returns on the event loop. This is how the event loop waits for slow
+// things (disk, database) without blocking.
+func (b *Broker) async(work func() (apply func())) {
+	b.asyncPending++
+	go func() { b.events <- evApply{work()} }()
 }
 
 // event is something that happened outside the event loop.
@@ -136,30 +216,60 @@ type evChildGone struct {
 }
 type evTick struct{}
 
+// evReload installs new settings; done is closed once they apply.
+type evReload struct {
+	s    Settings
+	done chan struct{}
+}
+
+// Settings are what a reload (SIGHUP) changes while every client stays
+// connected.
+type Settings struct {
+	// Limits replace Config.Limits for clients that connect from now on.
+	Limits Limits
+	// ChildLogLevel is the log level of children spawned from now on
+	// (running children keep theirs). The parent's own level is the
+	// caller's: give Config.Log a handler with a slog.LevelVar.
+	ChildLogLevel string
+}
+
 // New checks cfg and returns a broker ready to Serve.
 func New(cfg Config) (*Broker, error) {
 	cfg.setDefaults()
-	if len(cfg.Listeners) == 0 {
+	if len(cfg.Listeners)+len(cfg.TLSListeners) == 0 {
 		return nil, errors.New("parent: no listener")
 	}
+	if len(cfg.TLSListeners) > 0 && (cfg.TLSCertFile == "" || cfg.TLSKeyFile == "" || cfg.TLSConfig == nil) {
+		return nil, errors.New("parent: TLS listeners need TLSCertFile, TLSKeyFile and TLSConfig")
+	}
 	b := &Broker{
-		cfg:      cfg,
-		log:      cfg.Log.With("role", "parent", "pid", os.Getpid()),
-		events:   make(chan event, 1024),
-		children: map[int]*childProc{},
-		topics:   map[string]map[*childProc]int{},
-		idPrefix: strconv.FormatInt(time.Now().UnixNano(), 36),
+		cfg:           cfg,
+		log:           cfg.Log.With("role", "parent", "pid", os.Getpid()),
+		events:        make(chan event, 1024),
+		quit:          make(chan struct{}),
+		done:          make(chan struct{}),
+		childLogLevel: cfg.Child.LogLevel,
+		children:      map[int]*childProc{},
+		topics:        map[string]map[*childProc]int{},
+		deadLettered:  map[string]int{},
+		idPrefix:      strconv.FormatInt(time.Now().UnixNano(), 36),
+	}
+	b.admit = newAdmission(cfg.Limits, b.quit)
+	if cfg.MetricsListener != nil {
+		b.metrics = newMetrics(func() float64 { return float64(b.admit.count()) })
 	}
 	return b, nil
 }
 
 // Serve runs the broker until ctx is cancelled, then shuts down: it closes
-// the listeners, tells every child to send its client an ERROR
-// ("broker shutting down") and close, waits up to ShutdownTimeout for the
-// children to exit, SIGKILLs the rest, reaps them all and removes the
-// semaphore set. It returns nil after a clean shutdown; an error if the
-// broker could not start.
+// the listeners (client, control and metrics), tells every child to send
+// its client an ERROR ("broker shutting down") and close, waits up to
+// ShutdownTimeout for the children to exit, SIGKILLs the rest, reaps them
+// all and removes the semaphore set. It returns nil after a clean
+// shutdown; an error if the broker could not start, or the fatal error
+// that stopped it. Serve must be called once.
 func (b *Broker) Serve(ctx context.Context) error {
+	defer close(b.done)
 	sem, err := semaphore.Create(b.cfg.Slots)
 	if err != nil {
 		return fmt.Errorf("parent: create semaphore set: %w", err)
@@ -179,50 +289,131 @@ func (b *Broker) Serve(ctx context.Context) error {
 	b.cfg.Child.SemaphoreID = sem.ID()
 	b.cfg.Child.Slots = sem.Slots()
 	b.queues = newLedger(b, sem, b.cfg.MaxQueueBytes)
+	if err := b.openDurable(ctx); err != nil {
+		return err
+	}
 
 	var acceptors sync.WaitGroup
 	for _, l := range b.cfg.Listeners {
 		acceptors.Add(1)
 		go func() {
 			defer acceptors.Done()
-			b.acceptLoop(l)
+			b.acceptLoop(l, false)
 		}()
 	}
-	b.log.Info("broker ready", "listen", listenerAddrs(b.cfg.Listeners), "semaphore_set", sem.ID(), "slots", sem.Slots())
+	for _, l := range b.cfg.TLSListeners {
+		acceptors.Add(1)
+		go func() {
+			defer acceptors.Done()
+			b.acceptLoop(l, true)
+		}()
+	}
+	if b.cfg.ControlListener != nil {
+		go b.serveControl(b.cfg.ControlListener)
+	}
+	var metricsSrv *http.Server
+	if b.metrics != nil {
+		metricsSrv = b.metrics.serve(b.cfg.MetricsListener, b.log.Error)
+	}
+	lim := b.admit.current()
+	b.log.Info("broker ready", "listen", listenerAddrs(b.cfg.Listeners), "semaphore_set", sem.ID(), "slots", sem.Slots(),
+		"tls_listen", listenerAddrs(b.cfg.TLSListeners), "max_clients", lim.MaxClients,
+		"max_clients_per_ip", lim.MaxClientsPerIP, "accept_rate", lim.AcceptRate)
 	if b.cfg.Notifier != nil {
-		_ = b.cfg.Notifier.Ready("accepting clients on " + listenerAddrs(b.cfg.Listeners))
+		if err := b.cfg.Notifier.Ready("accepting clients on " + listenerAddrs(b.allListeners())); err != nil {
+			b.log.Warn("readiness notification failed", "err", err)
+		}
 	}
 
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	var watchdog <-chan time.Time
+	if b.cfg.WatchdogInterval > 0 && b.cfg.Notifier != nil {
+		t := time.NewTicker(b.cfg.WatchdogInterval)
+		defer t.Stop()
+		watchdog = t.C
+		b.pingWatchdog()
+	}
+	stop := func() {
+		close(b.quit)
+		for _, l := range b.allListeners() {
+			l.Close()
+		}
+		if b.cfg.ControlListener != nil {
+			b.cfg.ControlListener.Close()
+		}
+		if metricsSrv != nil {
+			metricsSrv.Close()
+		}
+		b.shutdown()
+		acceptors.Wait()
+		b.drainStartedAfterStop()
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			if b.cfg.Notifier != nil {
 				_ = b.cfg.Notifier.Stopping()
 			}
-			for _, l := range b.cfg.Listeners {
-				l.Close()
-			}
-			b.shutdown()
-			acceptors.Wait()
-			b.drainStartedAfterStop()
+			stop()
 			return nil
 		case ev := <-b.events:
 			b.handle(ev)
 		case <-tick.C:
 			b.onTick()
+		case <-watchdog:
+			b.pingWatchdog()
 		}
 		if b.fatalErr != nil {
-			for _, l := range b.cfg.Listeners {
-				l.Close()
-			}
-			b.shutdown()
-			acceptors.Wait()
-			b.drainStartedAfterStop()
+			stop()
 			return b.fatalErr
 		}
 	}
+}
+
+// pingWatchdog tells the service manager the event loop is alive.
+func (b *Broker) pingWatchdog() {
+	if err := b.cfg.Notifier.Watchdog(); err != nil {
+		b.log.Warn("watchdog notification failed", "err", err)
+	}
+}
+
+// Reload applies s while every client stays connected: new limits and the
+// children's log level apply to clients that connect from now on. It
+// blocks until the event loop has applied s, and returns an error only if
+// the broker is not running (Serve has not started the loop yet, or has
+// returned). The caller sends the RELOADING=1/READY=1 notifications around
+// it and sets the parent's own log level.
+func (b *Broker) Reload(ctx context.Context, s Settings) error {
+	ev := evReload{s: s, done: make(chan struct{})}
+	select {
+	case b.events <- ev:
+	case <-b.done:
+		return errors.New("parent: reload: broker stopped")
+	case <-ctx.Done():
+		return fmt.Errorf("parent: reload: %w", ctx.Err())
+	}
+	select {
+	case <-ev.done:
+		return nil
+	case <-b.done:
+		return errors.New("parent: reload: broker stopped")
+	case <-ctx.Done():
+		return fmt.Errorf("parent: reload: %w", ctx.Err())
+	}
+}
+
+// applyReload installs reloaded settings. Event loop only.
+func (b *Broker) applyReload(s Settings) {
+	b.admit.setLimits(s.Limits)
+	if s.ChildLogLevel != "" {
+		b.liveMu.Lock()
+		b.childLogLevel = s.ChildLogLevel
+		b.liveMu.Unlock()
+	}
+	b.log.Info("reloaded", "max_clients", s.Limits.MaxClients, "max_clients_per_ip", s.Limits.MaxClientsPerIP,
+		"accept_rate", s.Limits.AcceptRate, "accept_burst", s.Limits.AcceptBurst, "child_log_level", s.ChildLogLevel,
+		"clients", len(b.children))
 }
 
 // fatal records an error the broker cannot continue after; Serve shuts
@@ -244,10 +435,21 @@ func listenerAddrs(ls []net.Listener) string {
 	return s
 }
 
+// allListeners returns the client listeners, plain and TLS.
+func (b *Broker) allListeners() []net.Listener {
+	return append(append([]net.Listener(nil), b.cfg.Listeners...), b.cfg.TLSListeners...)
+}
+
 // acceptLoop accepts clients and spawns a child for each. It runs in its
 // own goroutine because spawning costs a few milliseconds (fork, exec, Go
 // runtime start), which the event loop must not spend.
-func (b *Broker) acceptLoop(l net.Listener) {
+//
+// Before anything is spawned the admission limits decide (see Limits): a
+// client over MaxClients or MaxClientsPerIP gets an ERROR frame and is
+// closed; otherwise the loop waits until the spawn rate allows another
+// child. While it waits it accepts nothing, so a flood queues in the
+// kernel's listen backlog, where it costs the broker nothing.
+func (b *Broker) acceptLoop(l net.Listener, tlsClients bool) {
 	for {
 		conn, err := l.Accept()
 		if err != nil {
@@ -263,32 +465,70 @@ func (b *Broker) acceptLoop(l net.Listener) {
 			b.log.Error("accept failed", "err", err)
 			return
 		}
-		if max := b.cfg.MaxClients; max > 0 && b.clients.Load() >= int64(max) {
-			go refuse(conn, "too many clients (limit "+strconv.Itoa(max)+")")
+		ip := remoteIP(conn)
+		if msg, reason := b.admit.admit(ip); msg != "" {
+			if b.metrics != nil {
+				b.metrics.refused.WithLabelValues(reason).Inc()
+			}
+			b.log.Debug("client refused", "client", conn.RemoteAddr().String(), "reason", msg)
+			b.refuse(conn, msg, tlsClients)
 			continue
 		}
-		b.clients.Add(1)
-		c, err := b.spawn(conn)
+		if !b.admit.waitToSpawn() {
+			b.admit.release(ip)
+			conn.Close()
+			continue
+		}
+		c, err := b.spawn(conn, tlsClients)
 		if err != nil {
-			b.clients.Add(-1)
+			b.admit.release(ip)
+			if b.metrics != nil {
+				b.metrics.spawnErrors.Inc()
+			}
 			b.log.Error("cannot start a child for a client", "client", conn.RemoteAddr().String(), "err", err)
 			continue
+		}
+		c.ip = ip
+		if b.metrics != nil {
+			b.metrics.spawns.Inc()
 		}
 		b.events <- evChildStarted{c}
 	}
 }
 
-// refuse answers a client the broker will not serve with an ERROR frame and
-// closes it. No child is spawned.
-func refuse(conn net.Conn, message string) {
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
-	f := frame.New(frame.ERROR, frame.Message, message)
-	_, _ = conn.Write(stompwire.AppendFrame(nil, f, stompwire.V12))
-	if tc, ok := conn.(*net.TCPConn); ok {
-		_ = tc.CloseWrite()
-		_, _ = io.Copy(io.Discard, io.LimitReader(conn, 64<<10))
+// refuse answers a client the broker will not serve with an ERROR frame
+// and closes it, in a goroutine of its own (at most maxRefusals at once;
+// beyond that the connection is closed without an ERROR). No child is
+// spawned. A TLS client gets its ERROR over TLS, so the parent does that
+// one handshake itself.
+func (b *Broker) refuse(conn net.Conn, message string, tlsClient bool) {
+	if !b.admit.startRefusal() {
+		conn.Close()
+		return
 	}
+	go func() {
+		defer b.admit.endRefusal()
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(refuseTimeout))
+		tcp, _ := conn.(*net.TCPConn)
+		w := conn
+		if tlsClient {
+			tc := tls.Server(conn, b.cfg.TLSConfig)
+			if tc.Handshake() != nil {
+				return
+			}
+			w = tc
+		}
+		f := frame.New(frame.ERROR, frame.Message, message)
+		_, _ = w.Write(stompwire.AppendFrame(nil, f, stompwire.V12))
+		// Half-close and read what the client sent, so the kernel does
+		// not answer unread data with a reset that could discard the
+		// ERROR frame before the client reads it.
+		if tcp != nil {
+			_ = tcp.CloseWrite()
+			_, _ = io.Copy(io.Discard, io.LimitReader(conn, 64<<10))
+		}
+	}()
 }
 
 // handle applies one event. It runs only on the event loop.
@@ -313,6 +553,14 @@ func (b *Broker) handle(ev event) {
 		}
 	case evChildGone:
 		b.childGone(ev.c, ev.err)
+	case evApply:
+		b.asyncPending--
+		ev.apply()
+	case evControl:
+		ev.reply <- b.answer(ev.request)
+	case evReload:
+		b.applyReload(ev.s)
+		close(ev.done)
 	}
 }
 
@@ -345,11 +593,14 @@ func (b *Broker) readChild(c *childProc) {
 // childGone forgets a dead child: its subscriptions leave the routing
 // index and the queue ledger takes back every message it held.
 func (b *Broker) childGone(c *childProc, err error) {
-	b.clients.Add(-1)
+	b.admit.release(c.ip)
 	b.forgetChild(c)
 	lvl := slog.LevelDebug
 	if err != nil && c.cmd.ProcessState != nil && !c.cmd.ProcessState.Success() && !c.told {
 		lvl = slog.LevelWarn
+		if !c.killed && b.metrics != nil {
+			b.metrics.childCrashes.Inc()
+		}
 	}
 	b.log.Log(context.Background(), lvl, "client gone", "client", c.addr, "child_pid", c.pid, "exit", exitDescription(c, err))
 }
@@ -385,6 +636,9 @@ func (b *Broker) onTick() {
 		}
 	}
 	b.queues.onTick(now)
+	if b.metrics != nil {
+		b.metrics.refreshQueues(b.queueTable())
+	}
 }
 
 // tellToClose asks a child to send its client an ERROR with reason and
@@ -408,7 +662,7 @@ func (b *Broker) shutdown() {
 	}
 	deadline := time.NewTimer(b.cfg.ShutdownTimeout)
 	defer deadline.Stop()
-	for len(b.children) > 0 {
+	for len(b.children) > 0 || b.asyncPending > 0 {
 		select {
 		case ev := <-b.events:
 			b.handle(ev)
@@ -419,6 +673,13 @@ func (b *Broker) shutdown() {
 			}
 			deadline.Reset(time.Hour)
 		}
+	}
+	if b.queues.durable != nil {
+		b.queues.durable.flush()
+		for b.asyncPending > 0 {
+			b.handle(<-b.events)
+		}
+		b.queues.durable.close()
 	}
 }
 

@@ -1,6 +1,7 @@
 package parent
 
 import (
+	"net/netip"
 	"os/exec"
 	"syscall"
 	"time"
@@ -12,19 +13,23 @@ import (
 // Owned by the event loop, except conn (reader and writer goroutines) and
 // out (see outbox).
 type childProc struct {
-	pid  int
-	addr string
-	cmd  *exec.Cmd
-	conn *ipc.Conn
-	out  *outbox
+	pid     int
+	addr    string
+	ip      netip.Addr // the client's IP, for the per-IP limit
+	tls     bool       // the client came in on a TLS listener
+	started time.Time
+	cmd     *exec.Cmd
+	conn    *ipc.Conn
+	out     *outbox
 
 	info ipc.SessionInfo          // from the child's HELLO
 	subs map[string]*subscription // by subscription key
 
 	// counters for `stomp-broker clients`
-	framesIn, messagesOut uint64
+	framesIn, messagesIn, messagesOut uint64
 
 	told   bool      // asked to close its client (shutdown or slow consumer)
+	killed bool      // SIGKILLed by the parent (its death is no crash)
 	killAt time.Time // when to SIGKILL it if it is still there
 	gone   bool      // reaped
 }
@@ -37,11 +42,15 @@ type subscription struct {
 	clientAck bool // ack mode client or client-individual
 	prefetch  int
 	inflight  int // queue messages offered-and-claimed or granted, not yet acked
+	// ackTimeout, if set, is a lease on each client-mode delivery (the
+	// SUBSCRIBE's ack-timeout header).
+	ackTimeout time.Duration
 }
 
 // kill sends SIGKILL. Safe to call on a process that already exited (the
 // pidfd Go keeps per process makes this free of pid-reuse races).
 func (c *childProc) kill() {
+	c.killed = true
 	_ = c.cmd.Process.Signal(syscall.SIGKILL)
 }
 
@@ -51,6 +60,7 @@ func (b *Broker) send(c *childProc, records []byte) {
 	if c.told || c.gone {
 		return
 	}
+	b.metrics.countOut(c, records)
 	if !c.out.push(records) {
 		b.log.Warn("slow consumer: disconnecting client", "client", c.addr, "child_pid", c.pid, "pending_bytes", c.out.pending())
 		b.tellToClose(c, "slow consumer: the client is not reading its messages fast enough")

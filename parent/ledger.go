@@ -1,6 +1,7 @@
 package parent
 
 import (
+	"container/heap"
 	"fmt"
 	"sort"
 	"strconv"
@@ -32,29 +33,44 @@ type slotSemaphores interface {
 //
 //	ready ──offer (arm slot)──▶ offered ──claim, grant (disarm slot)──▶ granted ──ACK──▶ gone
 //	  ▲                            │ deny: stale or lost claim                │ NACK, UNSUBSCRIBE,
-//	  └──────────── requeue, redelivered:true ◀────────────────────────────────┘ child death
+//	  └──────── requeue (redelivered:true), after a backoff, or to the DLQ ◀──┘ child death, ack-timeout
 //
 // Invariants: a message is in exactly one state; a granted message has
-// exactly one owner; a message leaves the ledger only on ACK.
+// exactly one owner; a message leaves the ledger only on ACK (or on its way
+// to a dead-letter queue, or back to the durable store it was leased from).
+//
+// Durable messages (persistent:true with a durable store) live in the store
+// and pass through the ledger only while leased: see durable.go.
 type ledger struct {
 	b        *Broker
 	sem      slotSemaphores
 	maxBytes int64
 	bytes    int64
+	jobs     JobDefaults
 
 	queues map[string]*queue
-	msgs   map[string]*qmsg // every message not yet acked, by id
+	msgs   map[string]*qmsg // every message the ledger holds, by message id
 	slots  []slot           // index 1..Slots(); slot 0 is the semaphore set's refcount
 	free   []int            // free slot numbers
 	// hungry are queues that had ready messages and consumer credit but
 	// found no free slot; they are pumped when one frees.
 	hungry map[*queue]bool
+	// leased are granted client-mode messages with an ack-timeout.
+	leased map[*qmsg]bool
+	// now is the clock (tests replace it).
+	now func() time.Time
+
+	durable *durable // nil without a durable store
+	// lastSend is what happened to the SEND a child sent most recently, for
+	// the flag on the RECEIPT that may follow it.
+	lastCoalesced map[*childProc]bool
 }
 
 type msgState int
 
 const (
 	stateReady msgState = iota
+	stateDelayed
 	stateOffered
 	stateGranted
 )
@@ -66,11 +82,17 @@ type qmsg struct {
 	q          *queue
 	send       *frame.Frame // the SEND as the producer wrote it
 	size       int64
-	deliveries int // grants so far; more than one means redelivered
+	deliveries int // deliveries so far; more than one means redelivered
 	state      msgState
 	slot       int // while offered
 	owner      *childProc
 	sub        *subscription // while granted
+	job        jobSpec
+	notBefore  time.Time  // while delayed
+	ackBy      time.Time  // while granted with an ack-timeout
+	heapIndex  int        // in q.delayed
+	avoid      *childProc // the consumer whose ack-timeout it ran out, while another may take it
+	storeID    int64      // durable messages: the store's id; 0 for memory-only ones
 }
 
 // slot is one semaphore of the set, as the ledger sees it.
@@ -85,17 +107,25 @@ type queue struct {
 	name    string
 	count   int // messages of this queue in the ledger, in any state
 	ready   deque
+	delayed delayHeap
 	offered map[int]bool // slots currently offering a message of this queue
 	subs    map[*subscription]*childProc
+	uniq    map[string]*qmsg // pending messages by uniqkey
+	// durable-store bookkeeping (durable.go)
+	fetching bool // a Lease call is under way
 }
 
 func newLedger(b *Broker, sem slotSemaphores, maxBytes int64) *ledger {
 	l := &ledger{
 		b: b, sem: sem, maxBytes: maxBytes,
-		queues: map[string]*queue{},
-		msgs:   map[string]*qmsg{},
-		slots:  make([]slot, sem.Slots()+1),
-		hungry: map[*queue]bool{},
+		jobs:          JobDefaults{MaxRedeliveries: -1},
+		queues:        map[string]*queue{},
+		msgs:          map[string]*qmsg{},
+		slots:         make([]slot, sem.Slots()+1),
+		hungry:        map[*queue]bool{},
+		leased:        map[*qmsg]bool{},
+		now:           time.Now,
+		lastCoalesced: map[*childProc]bool{},
 	}
 	for i := sem.Slots(); i >= 1; i-- {
 		l.free = append(l.free, i)
@@ -106,38 +136,101 @@ func newLedger(b *Broker, sem slotSemaphores, maxBytes int64) *ledger {
 func (l *ledger) queue(name string) *queue {
 	q := l.queues[name]
 	if q == nil {
-		q = &queue{name: name, offered: map[int]bool{}, subs: map[*subscription]*childProc{}}
+		q = &queue{name: name, offered: map[int]bool{}, subs: map[*subscription]*childProc{}, uniq: map[string]*qmsg{}}
 		l.queues[name] = q
 	}
 	return q
 }
 
-// publish stores a new message at the tail of its queue and offers it if a
-// consumer has credit. A message over the memory budget is refused: the
-// producer's client gets an ERROR saying so (nothing is dropped silently).
-func (l *ledger) publish(from *childProc, id, dest string, f *frame.Frame) {
+// frameSize estimates the memory a message holds.
+func frameSize(f *frame.Frame) int64 {
 	size := int64(len(f.Body)) + 256
 	for i := 0; i < f.Header.Len(); i++ {
 		k, v := f.Header.GetAt(i)
 		size += int64(len(k) + len(v) + 2)
 	}
+	return size
+}
+
+// publish takes a SEND to a queue. A malformed job header, or a message
+// over the memory budget, gets the producer an ERROR saying so (nothing is
+// dropped silently). Persistent messages go to the durable store when
+// there is one; the rest wait in memory, at the tail of their queue or, if
+// scheduled, until their time.
+func (l *ledger) publish(from *childProc, id, dest string, f *frame.Frame) {
+	l.lastCoalesced[from] = false
+	job, err := parseJobSpec(f, l.jobs, l.now())
+	if err != nil {
+		l.b.tellToClose(from, err.Error())
+		return
+	}
+	size := frameSize(f)
 	if l.bytes+size > l.maxBytes {
 		l.b.log.Warn("queue memory limit reached; refusing SEND", "destination", dest, "limit_bytes", l.maxBytes)
 		l.b.tellToClose(from, "queue memory limit reached ("+strconv.FormatInt(l.maxBytes, 10)+" bytes): message to "+dest+" not accepted")
 		return
 	}
-	l.bytes += size
+	if job.persistent && l.durable != nil {
+		l.durable.put(from, dest, f, job, size)
+		return
+	}
 	q := l.queue(dest)
-	m := &qmsg{id: id, seq: l.b.nextMsg, q: q, send: f, size: size}
-	l.msgs[id] = m
-	q.count++
+	if job.uniqKey != "" {
+		if _, pending := q.uniq[job.uniqKey]; pending {
+			l.lastCoalesced[from] = true
+			return
+		}
+	}
+	m := &qmsg{id: id, seq: l.b.nextMsg, q: q, send: f, size: size, job: job}
+	l.add(m)
+	if !job.notBefore.IsZero() && job.notBefore.After(l.now()) {
+		l.delay(m, job.notBefore)
+		return
+	}
 	q.ready.pushBack(m)
 	l.pump(q)
 }
 
-// afterPending runs fn once every message c published so far is as safe
-// as the broker promises (in memory: at once).
-func (l *ledger) afterPending(c *childProc, fn func()) { fn() }
+// add enters m into the ledger's books.
+func (l *ledger) add(m *qmsg) {
+	l.bytes += m.size
+	l.msgs[m.id] = m
+	m.q.count++
+	if m.job.uniqKey != "" {
+		m.q.uniq[m.job.uniqKey] = m
+	}
+}
+
+// remove takes m off the ledger's books (ACK, dead-lettered, or handed
+// back to the durable store).
+func (l *ledger) remove(m *qmsg) {
+	delete(l.msgs, m.id)
+	delete(l.leased, m)
+	l.bytes -= m.size
+	m.q.count--
+	if m.job.uniqKey != "" && m.q.uniq[m.job.uniqKey] == m {
+		delete(m.q.uniq, m.job.uniqKey)
+	}
+	m.q.forgetIfIdle(l)
+}
+
+// delay parks m until t.
+func (l *ledger) delay(m *qmsg, t time.Time) {
+	m.state, m.notBefore = stateDelayed, t
+	heap.Push(&m.q.delayed, m)
+}
+
+// afterPending runs fn once every message c published so far is as safe as
+// the broker promises: in memory, at once; persistent messages with a
+// durable store, once committed. coalesced tells fn whether c's last SEND
+// was merged with a pending message of the same uniqkey.
+func (l *ledger) afterPending(c *childProc, fn func(coalesced bool)) {
+	if l.durable != nil && l.durable.pending(c) {
+		l.durable.afterPut(c, fn)
+		return
+	}
+	fn(l.lastCoalesced[c])
+}
 
 // credit is how many more messages the consumers of q could take.
 func (q *queue) credit() int {
@@ -149,7 +242,8 @@ func (q *queue) credit() int {
 }
 
 // pump offers ready messages of q while its consumers have more credit than
-// messages already on offer, and slots are free.
+// messages already on offer, and slots are free; with a durable store it
+// also asks the store for more when the consumers could take them.
 func (l *ledger) pump(q *queue) {
 	for q.ready.len() > 0 && len(q.offered) < q.credit() {
 		if len(l.free) == 0 {
@@ -165,6 +259,9 @@ func (l *ledger) pump(q *queue) {
 		l.arm(n)
 	}
 	delete(l.hungry, q)
+	if l.durable != nil {
+		l.durable.fetch(q)
+	}
 }
 
 // arm makes slot n's token available (SETVAL 1, which also wipes any
@@ -173,7 +270,7 @@ func (l *ledger) pump(q *queue) {
 func (l *ledger) arm(n int) {
 	s := &l.slots[n]
 	s.gen++
-	s.offeredAt = time.Now()
+	s.offeredAt = l.now()
 	if err := l.sem.Arm(n); err != nil {
 		l.semFailed(err)
 		return
@@ -187,12 +284,18 @@ func (l *ledger) offer(n int, to *childProc) {
 	s := &l.slots[n]
 	m := s.msg
 	rec := ipc.AppendOffer(nil, ipc.Offer{Slot: n, Gen: s.gen, Destination: m.q.name, MessageID: m.id})
-	sent := map[*childProc]bool{}
+	eligible := map[*childProc]bool{}
 	for sub, c := range m.q.subs {
-		if sent[c] || (to != nil && c != to) || sub.inflight >= sub.prefetch {
-			continue
+		if (to == nil || c == to) && sub.inflight < sub.prefetch {
+			eligible[c] = true
 		}
-		sent[c] = true
+	}
+	// A message taken back from a consumer that sat on it past its
+	// ack-timeout goes to someone else if anyone else can take it.
+	if m.avoid != nil && eligible[m.avoid] && (len(eligible) > 1 || m.q.otherConsumer(m.avoid)) {
+		delete(eligible, m.avoid)
+	}
+	for c := range eligible {
 		if l.b.cfg.Trace {
 			l.b.log.Info("trace: parent offers queue message", "hop", "4 ledger arms slot → OFFER", "destination", m.q.name, "message-id", m.id, "slot", n, "gen", s.gen, "child_pid", c.pid)
 		}
@@ -243,10 +346,16 @@ func (l *ledger) grant(c *childProc, sub *subscription, n int) {
 	s.msg = nil
 	delete(m.q.offered, n)
 	l.free = append(l.free, n)
-	m.state, m.owner, m.sub = stateGranted, c, sub
-	m.deliveries++
+	m.state, m.owner, m.sub, m.avoid = stateGranted, c, sub, nil
+	if m.storeID == 0 {
+		m.deliveries++ // durable messages count deliveries in the store, per lease
+	}
 	sub.inflight++
 	c.messagesOut++
+	if sub.clientAck && sub.ackTimeout > 0 {
+		m.ackBy = l.now().Add(sub.ackTimeout)
+		l.leased[m] = true
+	}
 	if l.b.cfg.Trace {
 		l.b.log.Info("trace: parent grants claim", "hop", "6 claim → ledger GRANT", "destination", m.q.name, "message-id", m.id, "slot", n, "child_pid", c.pid, "deliveries", m.deliveries)
 	}
@@ -267,9 +376,10 @@ func (l *ledger) slotFreed(q *queue) {
 	}
 }
 
-// settle applies an ACK (consumed: forget it) or NACK (redeliver it) for a
-// message granted to c. Anything else (unknown id, someone else's message)
-// is ignored: it was already requeued or acked.
+// settle applies an ACK (consumed: forget it) or NACK (failed: redeliver
+// it) for a message granted to c. Anything else (unknown id, someone
+// else's message, one revoked after its ack-timeout) is ignored: it was
+// already requeued or acked.
 func (l *ledger) settle(c *childProc, id string, ack bool) {
 	m := l.msgs[id]
 	if m == nil || m.state != stateGranted || m.owner != c {
@@ -277,27 +387,57 @@ func (l *ledger) settle(c *childProc, id string, ack bool) {
 	}
 	sub := m.sub
 	sub.inflight--
+	q := m.q
 	if ack {
-		delete(l.msgs, id)
-		l.bytes -= m.size
-		m.q.count--
+		if m.storeID != 0 {
+			l.durable.ack(m)
+		}
+		l.remove(m)
 	} else {
-		l.requeue(m)
+		l.failed(m, "NACK")
 	}
 	// The child has credit again: show it what is on offer now (it may
 	// have dropped those offers when it had none), then offer more.
-	for n := range m.q.offered {
+	for n := range q.offered {
 		l.offer(n, c)
 	}
-	l.pump(m.q)
-	m.q.forgetIfIdle(l)
+	l.pump(q)
 }
 
-// requeue puts a granted message back at the head of its queue; its next
-// delivery carries redelivered:true.
-func (l *ledger) requeue(m *qmsg) {
-	m.state, m.owner, m.sub = stateReady, nil, nil
+// failed handles a delivery that did not work out (NACK, consumer gone,
+// ack-timeout): the message goes to the dead-letter queue if it has used
+// up its redeliveries, else back to its queue, after a backoff if one is
+// set; its next delivery carries redelivered:true.
+func (l *ledger) failed(m *qmsg, reason string) {
+	delete(l.leased, m)
+	m.owner, m.sub = nil, nil
+	if m.storeID != 0 {
+		l.durable.failed(m, reason)
+		return
+	}
+	if exhausted(m.job.maxRedeliveries, m.deliveries) {
+		l.deadLetter(m, reason)
+		return
+	}
+	if wait := backoff(m.job.redeliveryDelay, m.deliveries, l.jobs.RedeliveryDelayMax); wait > 0 {
+		l.delay(m, l.now().Add(wait))
+		return
+	}
+	m.state = stateReady
 	m.q.ready.pushFront(m)
+}
+
+// deadLetter moves a memory message to its queue's dead-letter queue.
+func (l *ledger) deadLetter(m *qmsg, reason string) {
+	l.b.log.Warn("message dead-lettered", "destination", m.q.name, "message-id", m.id, "deliveries", m.deliveries, "reason", reason)
+	l.remove(m)
+	dlq := dlqName(m.q.name)
+	f := deadLetterFrame(m.send, m.q.name, m.deliveries, reason)
+	l.b.nextMsg++
+	d := &qmsg{id: m.id, seq: l.b.nextMsg, q: l.queue(dlq), send: f, size: m.size, job: jobSpec{maxRedeliveries: -1}}
+	l.add(d)
+	d.q.ready.pushBack(d)
+	l.pump(d.q)
 }
 
 // subscribe adds a queue consumer and offers it what is waiting.
@@ -317,27 +457,27 @@ func (l *ledger) unsubscribe(c *childProc, sub *subscription) {
 		return
 	}
 	delete(q.subs, sub)
-	l.requeueHeldBy(func(m *qmsg) bool { return m.sub == sub })
+	l.requeueHeldBy(func(m *qmsg) bool { return m.sub == sub }, "consumer unsubscribed")
 	l.pump(q)
 	q.forgetIfIdle(l)
 }
 
-// requeueHeldBy requeues every granted message for which held is true,
+// requeueHeldBy fails every granted message for which held is true,
 // keeping their original order at the head of each queue.
-func (l *ledger) requeueHeldBy(held func(*qmsg) bool) {
+func (l *ledger) requeueHeldBy(held func(*qmsg) bool, reason string) {
 	var back []*qmsg
 	for _, m := range l.msgs {
 		if m.state == stateGranted && held(m) {
 			back = append(back, m)
 		}
 	}
-	sortByID(back)
+	sortBySeq(back)
 	for i := len(back) - 1; i >= 0; i-- {
 		m := back[i]
 		if m.sub != nil {
 			m.sub.inflight--
 		}
-		l.requeue(m)
+		l.failed(m, reason)
 	}
 	for _, m := range back {
 		l.pump(m.q)
@@ -351,6 +491,10 @@ func (l *ledger) requeueHeldBy(held func(*qmsg) bool) {
 // value is above zero is armed again and re-offered (the other children
 // dropped that offer when they lost the race).
 func (l *ledger) childGone(c *childProc) {
+	delete(l.lastCoalesced, c)
+	if l.durable != nil {
+		l.durable.childGone(c)
+	}
 	for n := 1; n < len(l.slots); n++ {
 		if l.slots[n].msg == nil {
 			continue
@@ -361,9 +505,26 @@ func (l *ledger) childGone(c *childProc) {
 	}
 }
 
-// onTick re-arms offers nobody claimed for a while although some consumer
-// had credit: a safety net that should never fire.
+// onTick releases delayed messages whose time has come, takes back
+// deliveries past their ack-timeout, and re-arms offers nobody claimed for
+// a while although some consumer had credit (a safety net that should
+// never fire).
 func (l *ledger) onTick(now time.Time) {
+	for _, q := range l.queues {
+		for q.delayed.Len() > 0 && !q.delayed[0].notBefore.After(now) {
+			m := heap.Pop(&q.delayed).(*qmsg)
+			m.state = stateReady
+			q.ready.pushBack(m)
+		}
+		if q.ready.len() > 0 {
+			l.pump(q)
+		}
+	}
+	for m := range l.leased {
+		if now.After(m.ackBy) {
+			l.revoke(m)
+		}
+	}
 	for n := 1; n < len(l.slots); n++ {
 		s := &l.slots[n]
 		if s.msg != nil && now.Sub(s.offeredAt) > 2*time.Second && s.msg.q.credit() > 0 {
@@ -371,12 +532,39 @@ func (l *ledger) onTick(now time.Time) {
 			l.arm(n)
 		}
 	}
+	if l.durable != nil {
+		l.durable.onTick(now)
+	}
+}
+
+// revoke takes back a delivery its consumer did not ack within the
+// subscription's ack-timeout: the child forgets it (and ignores a late
+// ACK), the consumer stays connected, and the message is redelivered.
+func (l *ledger) revoke(m *qmsg) {
+	c, sub := m.owner, m.sub
+	l.b.log.Info("ack-timeout: taking a delivery back", "destination", m.q.name, "message-id", m.id, "child_pid", c.pid)
+	l.b.send(c, ipc.AppendRevoke(nil, sub.key, m.id))
+	sub.inflight--
+	q := m.q
+	l.failed(m, "ack-timeout")
+	m.avoid = c
+	l.pump(q)
+}
+
+// otherConsumer reports whether a child other than c consumes q.
+func (q *queue) otherConsumer(c *childProc) bool {
+	for _, o := range q.subs {
+		if o != c {
+			return true
+		}
+	}
+	return false
 }
 
 // forgetIfIdle drops an empty queue nobody consumes, so the map does not
 // grow with every destination name ever used.
 func (q *queue) forgetIfIdle(l *ledger) {
-	if q.count == 0 && len(q.subs) == 0 {
+	if q.count == 0 && len(q.subs) == 0 && !q.fetching {
 		delete(l.queues, q.name)
 		delete(l.hungry, q)
 	}
@@ -390,7 +578,7 @@ func (l *ledger) semFailed(err error) {
 	l.b.fatal(fmt.Errorf("parent: semaphore set: %w", err))
 }
 
-func sortByID(ms []*qmsg) {
+func sortBySeq(ms []*qmsg) {
 	sort.Slice(ms, func(i, j int) bool { return ms[i].seq < ms[j].seq })
 }
 
@@ -424,5 +612,23 @@ func (d *deque) popFront() *qmsg {
 		d.buf = append(d.buf[:0], d.buf[d.head:]...)
 		d.head = 0
 	}
+	return m
+}
+
+// delayHeap orders delayed messages by the time they become visible.
+type delayHeap []*qmsg
+
+func (h delayHeap) Len() int           { return len(h) }
+func (h delayHeap) Less(i, j int) bool { return h[i].notBefore.Before(h[j].notBefore) }
+func (h delayHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIndex, h[j].heapIndex = i, j
+}
+func (h *delayHeap) Push(x any) { m := x.(*qmsg); m.heapIndex = len(*h); *h = append(*h, m) }
+func (h *delayHeap) Pop() any {
+	old := *h
+	m := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
 	return m
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-stomp/stomp/v3/frame"
 
@@ -49,8 +50,12 @@ func (b *Broker) applyRecords(c *childProc, batch []byte) error {
 			if err != nil {
 				return err
 			}
-			b.queues.afterPending(c, func() {
-				b.send(c, ipc.AppendToken(nil, ipc.KindSynced, token))
+			b.queues.afterPending(c, func(coalesced bool) {
+				var flags uint64
+				if coalesced {
+					flags |= ipc.SyncedCoalesced
+				}
+				b.send(c, ipc.AppendSynced(nil, token, flags))
 			})
 		case ipc.KindClaim:
 			cl, err := ipc.DecodeClaim(body)
@@ -63,6 +68,9 @@ func (b *Broker) applyRecords(c *childProc, batch []byte) error {
 		default:
 			return fmt.Errorf("%w: unexpected %s record from a child", ipc.ErrMalformed, k)
 		}
+	}
+	if b.queues.durable != nil {
+		b.queues.durable.flush()
 	}
 	return nil
 }
@@ -86,6 +94,11 @@ func (b *Broker) applyFrame(c *childProc, f *frame.Frame) error {
 		sub := &subscription{
 			key: key, dest: dest, queue: strings.HasPrefix(dest, child.QueuePrefix),
 			clientAck: ack == "client" || ack == "client-individual", prefetch: max(prefetch, 1),
+		}
+		if v := f.Header.Get(HeaderAckTimeout); v != "" {
+			if ms, err := strconv.Atoi(v); err == nil && ms > 0 {
+				sub.ackTimeout = time.Duration(ms) * time.Millisecond
+			}
 		}
 		c.subs[key] = sub
 		if sub.queue {
@@ -135,6 +148,7 @@ func (b *Broker) removeSubscription(c *childProc, sub *subscription) {
 // writes only to children that want the message: fan-out costs O(subscribers)
 // instead of O(clients), and an idle client costs nothing per message.
 func (b *Broker) publish(from *childProc, dest string, f *frame.Frame) {
+	b.countPublished(from, dest)
 	b.nextMsg++
 	id := b.idPrefix + "-" + strconv.FormatUint(b.nextMsg, 10)
 	if strings.HasPrefix(dest, child.QueuePrefix) {

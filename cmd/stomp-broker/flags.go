@@ -29,6 +29,36 @@ const (
 	flagRuntimeDir       = "runtime-dir"
 	flagUsers            = "users"
 	flagShutdownTimeout  = "shutdown-timeout"
+	flagStore            = "store"
+	flagBrokerID         = "broker-id"
+	flagLease            = "lease"
+	flagMaxRedeliveries  = "max-redeliveries"
+	flagRedeliveryDelay  = "redelivery-delay"
+	flagRedeliveryMax    = "redelivery-delay-max"
+)
+
+// Flag names of the operating features (limits, TLS, control, metrics,
+// config file).
+const (
+	flagMaxClientsPerIP = "max-clients-per-ip"
+	flagAcceptRate      = "accept-rate"
+	flagAcceptBurst     = "accept-burst"
+	flagTLSListen       = "tls-listen"
+	flagTLSCert         = "tls-cert"
+	flagTLSKey          = "tls-key"
+	flagControlSocket   = "control-socket"
+	flagMetricsListen   = "metrics-listen"
+	flagConfig          = "config"
+)
+
+// Defaults of the admission limits. They keep a 2-core, 2 GiB machine
+// responsive under a connection flood; README.md ("Operating") has the
+// measurements behind them.
+const (
+	defaultMaxClients      = 1000
+	defaultMaxClientsPerIP = 100
+	defaultAcceptRate      = 200
+	defaultAcceptBurst     = 50
 )
 
 func env(name string) []string { return []string{"STOMP_BROKER_" + name} }
@@ -38,15 +68,30 @@ func env(name string) []string { return []string{"STOMP_BROKER_" + name} }
 func serveFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringSliceFlag{Name: flagListen, Aliases: []string{"l"}, Value: cli.NewStringSlice("127.0.0.1:61613"), EnvVars: env("LISTEN"),
-			Usage: "`ADDR` to accept STOMP clients on (repeatable); ignored when systemd passes sockets (LISTEN_FDS)"},
+			Usage: "`ADDR` to accept STOMP clients on (repeatable); when not given and systemd passes sockets (LISTEN_FDS), those are used instead"},
+		&cli.StringSliceFlag{Name: flagTLSListen, EnvVars: env("TLS_LISTEN"),
+			Usage: "`ADDR` to accept STOMP-over-TLS clients on (repeatable; needs --tls-cert and --tls-key)"},
+		&cli.StringFlag{Name: flagTLSCert, EnvVars: env("TLS_CERT"), Usage: "`FILE` with the PEM certificate (chain) for TLS clients"},
+		&cli.StringFlag{Name: flagTLSKey, EnvVars: env("TLS_KEY"), Usage: "`FILE` with the PEM private key for TLS clients"},
+		&cli.StringFlag{Name: flagConfig, EnvVars: env("CONFIG"),
+			Usage: "`FILE` of \"flag-name = value\" lines for every setting not given on the command line; SIGHUP re-reads it and applies log-level and the client limits live"},
+		&cli.StringFlag{Name: flagControlSocket, EnvVars: env("CONTROL_SOCKET"),
+			Usage: "unix socket `PATH` for `stomp-broker clients` and `queues` (mode 0600; default $RUNTIME_DIRECTORY/stomp-broker.sock, else /tmp/stomp-broker-PORT.sock; \"off\" for none)"},
+		&cli.StringFlag{Name: flagMetricsListen, EnvVars: env("METRICS_LISTEN"), Usage: "`ADDR` to serve Prometheus metrics on over HTTP (default: none)"},
 		&cli.BoolFlag{Name: flagDaemonize, Aliases: []string{"d"}, EnvVars: env("DAEMONIZE"),
 			Usage: "run in the background; the command returns once the broker is listening"},
 		&cli.StringFlag{Name: flagPidfile, EnvVars: env("PIDFILE"), Usage: "write the parent's pid to `PATH` (removed on a clean stop)"},
 		&cli.StringFlag{Name: flagLogFile, EnvVars: env("LOG_FILE"), Usage: "append logs to `PATH` instead of stderr (with --daemonize: default /dev/null)"},
 		&cli.StringFlag{Name: flagLogLevel, Value: "info", EnvVars: env("LOG_LEVEL"), Usage: "`LEVEL`: debug, info, warn or error"},
 		&cli.BoolFlag{Name: flagTrace, EnvVars: env("TRACE"), Usage: "log every hop of every message through the processes (for learning and debugging)"},
-		&cli.IntFlag{Name: flagMaxClients, Value: 1000, EnvVars: env("MAX_CLIENTS"),
+		&cli.IntFlag{Name: flagMaxClients, Value: defaultMaxClients, EnvVars: env("MAX_CLIENTS"),
 			Usage: "most clients (child processes) at once; more get an ERROR and are closed, no process is started (0 = no limit)"},
+		&cli.IntFlag{Name: flagMaxClientsPerIP, Value: defaultMaxClientsPerIP, EnvVars: env("MAX_CLIENTS_PER_IP"),
+			Usage: "most clients at once from one IP address; more get an ERROR and are closed (0 = no limit)"},
+		&cli.Float64Flag{Name: flagAcceptRate, Value: defaultAcceptRate, EnvVars: env("ACCEPT_RATE"),
+			Usage: "most client processes started per second, averaged; faster connections wait in the listen backlog (0 = no limit)"},
+		&cli.IntFlag{Name: flagAcceptBurst, Value: defaultAcceptBurst, EnvVars: env("ACCEPT_BURST"),
+			Usage: "client processes that may start at once before --accept-rate applies"},
 		&cli.IntFlag{Name: flagMaxFrameSize, Value: 4 << 20, EnvVars: env("MAX_FRAME_SIZE"), Usage: "largest frame body in `BYTES` a client may send"},
 		&cli.IntFlag{Name: flagMaxHeaders, Value: 128, EnvVars: env("MAX_HEADERS"), Usage: "most headers in one frame"},
 		&cli.IntFlag{Name: flagMaxHeaderLine, Value: 8192, EnvVars: env("MAX_HEADER_LINE"), Usage: "longest command or header line in `BYTES`"},
@@ -66,6 +111,17 @@ func serveFlags() []cli.Flag {
 		&cli.StringFlag{Name: flagRuntimeDir, EnvVars: []string{"STOMP_BROKER_RUNTIME_DIR", "RUNTIME_DIRECTORY"},
 			Usage: "`DIR` for the semaphore record swept after a crash (default $XDG_RUNTIME_DIR or /tmp)"},
 		&cli.StringFlag{Name: flagUsers, EnvVars: env("USERS"), Usage: "`FILE` of login:bcrypt-hash lines; when set, CONNECT must carry a valid login and passcode"},
+		&cli.StringFlag{Name: flagStore, Value: "memory", EnvVars: env("STORE"),
+			Usage: "`SPEC` where persistent:true queue messages live: memory (lost on restart), sqlite:/path/file.db, or postgres://user@host/db (shared by several brokers)"},
+		&cli.StringFlag{Name: flagBrokerID, EnvVars: env("BROKER_ID"),
+			Usage: "`ID` owning this broker's leases in a shared store; stable across restarts, unique per broker (default hostname|listen address)"},
+		&cli.DurationFlag{Name: flagLease, Value: 30 * time.Second, EnvVars: env("LEASE"),
+			Usage: "how long a durable message this broker holds stays hidden from other brokers if this one dies"},
+		&cli.IntFlag{Name: flagMaxRedeliveries, Value: -1, EnvVars: env("MAX_REDELIVERIES"),
+			Usage: "default for the max-redeliveries header: failed redeliveries before a message moves to /queue/DLQ.<name> (-1 = unlimited)"},
+		&cli.DurationFlag{Name: flagRedeliveryDelay, Value: 0, EnvVars: env("REDELIVERY_DELAY"),
+			Usage: "default for the redelivery-delay header: wait before the first redelivery, doubling after each further failure (0 = at once)"},
+		&cli.DurationFlag{Name: flagRedeliveryMax, Value: time.Hour, EnvVars: env("REDELIVERY_DELAY_MAX"), Usage: "longest redelivery backoff"},
 		&cli.DurationFlag{Name: flagShutdownTimeout, Value: 5 * time.Second, EnvVars: env("SHUTDOWN_TIMEOUT"),
 			Usage: "on SIGTERM, how long clients get to be closed cleanly before their processes are killed"},
 	}

@@ -56,10 +56,13 @@ func checkFlags(c *cli.Context) error {
 	if c.Int(flagSlots) > 30000 {
 		return usageError(flagSlots, "at most 30000 (the kernel's SEMMSL), got %d", c.Int(flagSlots))
 	}
-	for _, f := range []string{flagMaxClients, flagMaxSubscriptions} {
+	for _, f := range []string{flagMaxClients, flagMaxSubscriptions, flagMaxClientsPerIP, flagAcceptBurst} {
 		if c.Int(f) < 0 {
 			return usageError(f, "must not be negative, got %d", c.Int(f))
 		}
+	}
+	if r := c.Float64(flagAcceptRate); r < 0 || r != r {
+		return usageError(flagAcceptRate, "must not be negative, got %v", r)
 	}
 	if c.Int64(flagMaxQueueMemory) <= 0 {
 		return usageError(flagMaxQueueMemory, "must be positive")
@@ -75,6 +78,12 @@ func checkFlags(c *cli.Context) error {
 			return usageError(flagUsers, "%v", err)
 		}
 	}
+	if (c.String(flagTLSCert) == "") != (c.String(flagTLSKey) == "") {
+		return usageError(flagTLSCert, "--%s and --%s go together", flagTLSCert, flagTLSKey)
+	}
+	if len(c.StringSlice(flagTLSListen)) > 0 && c.String(flagTLSCert) == "" {
+		return usageError(flagTLSListen, "needs --%s and --%s", flagTLSCert, flagTLSKey)
+	}
 	if c.Args().Len() > 0 {
 		return cli.Exit(fmt.Sprintf("stomp-broker: unexpected argument %q (see --help)", c.Args().First()), 2)
 	}
@@ -83,6 +92,10 @@ func checkFlags(c *cli.Context) error {
 
 // serve is the default action: run the broker until SIGTERM or SIGINT.
 func serve(c *cli.Context) error {
+	conf, err := loadConfig(c)
+	if err != nil {
+		return cli.Exit("stomp-broker: "+err.Error(), 2)
+	}
 	if err := checkFlags(c); err != nil {
 		return err
 	}
@@ -90,29 +103,32 @@ func serve(c *cli.Context) error {
 	if c.Bool(flagDaemonize) && !isDaemon {
 		return daemonize(c)
 	}
-	report := newDaemonReport()
 
 	// Private IPC namespace first (it re-executes this same process), so
 	// the semaphore set and every child live in it and vanish with us.
+	// The --daemonize pipe is adopted only afterwards: adopting it makes
+	// it close-on-exec, and the re-exec would close it.
 	nsMode := c.String(flagIPCNamespace)
-	var nsWarning error
+	var nsErr error
 	if nsMode != "off" && !semaphore.InPrivateIPCNamespace() {
-		err := semaphore.EnterPrivateIPCNamespace("1") // returns only on failure
-		if nsMode == "on" {
-			report.fail(err)
-			return fmt.Errorf("--%s=on: %w", flagIPCNamespace, err)
-		}
-		nsWarning = err
+		nsErr = semaphore.EnterPrivateIPCNamespace("1") // returns only on failure
+	}
+	report := newDaemonReport()
+	if nsErr != nil && nsMode == "on" {
+		report.fail(nsErr)
+		return fmt.Errorf("--%s=on: %w", flagIPCNamespace, nsErr)
 	}
 
-	log, logOut, closeLog, err := openLog(c)
+	level := new(slog.LevelVar)
+	level.Set(levelOf(c))
+	log, logOut, closeLog, err := openLog(c, level)
 	if err != nil {
 		report.fail(err)
 		return err
 	}
 	defer closeLog()
-	if nsWarning != nil {
-		log.Warn("no private IPC namespace; relying on the semaphore refcount and the start-up sweep", "err", nsWarning)
+	if nsErr != nil {
+		log.Warn("no private IPC namespace; relying on the semaphore refcount and the start-up sweep", "err", nsErr)
 	}
 
 	// Take what systemd handed us before any child can inherit it.
@@ -124,25 +140,16 @@ func serve(c *cli.Context) error {
 	}
 	systemd.ScrubEnv()
 
-	var listeners []net.Listener
-	for _, nl := range activated {
-		listeners = append(listeners, nl.Listener)
+	ls, err := openListeners(c, log, activated)
+	if err != nil {
+		report.fail(err)
+		return err
 	}
-	if len(listeners) == 0 {
-		for _, addr := range c.StringSlice(flagListen) {
-			l, err := net.Listen("tcp", addr)
-			if err != nil {
-				err = usageError(flagListen, "%v", err)
-				report.fail(err)
-				return err
-			}
-			listeners = append(listeners, l)
-		}
-	}
+	defer ls.closeAll() // a no-op once the broker has closed them
 
 	recordPath := ""
 	if !semaphore.InPrivateIPCNamespace() {
-		recordPath = filepath.Join(runtimeDir(c), "stomp-broker-"+portTag(listeners)+".ipc")
+		recordPath = filepath.Join(runtimeDir(c), "stomp-broker-"+portTag(ls.plainAndTLS())+".ipc")
 		if res, err := semaphore.Sweep(recordPath); err != nil {
 			log.Warn("sweeping a crashed broker's semaphore set failed", "record", recordPath, "err", err)
 		} else if res.Removed {
@@ -163,7 +170,8 @@ func serve(c *cli.Context) error {
 	defer stop()
 
 	cfg := parent.Config{
-		Listeners: listeners,
+		Listeners:    ls.plain,
+		TLSListeners: ls.tls,
 		Child: child.Config{
 			Limits: stompwire.Limits{
 				MaxHeaderLines:     c.Int(flagMaxHeaders),
@@ -178,15 +186,21 @@ func serve(c *cli.Context) error {
 			LogLevel:         c.String(flagLogLevel),
 			ServerName:       "stomp-broker/" + version,
 		},
-		Slots:           c.Int(flagSlots),
-		OutboxLimit:     c.Int(flagOutboxLimit),
-		MaxClients:      c.Int(flagMaxClients),
-		MaxQueueBytes:   c.Int64(flagMaxQueueMemory),
-		ShutdownTimeout: c.Duration(flagShutdownTimeout),
-		Log:             log,
-		ChildStderr:     logOut,
-		Notifier:        multiNotifier{notifier, report},
-		Trace:           c.Bool(flagTrace),
+		TLSCertFile:      absPath(c.String(flagTLSCert)),
+		TLSKeyFile:       absPath(c.String(flagTLSKey)),
+		TLSConfig:        ls.tlsConfig,
+		ControlListener:  ls.control,
+		MetricsListener:  ls.metrics,
+		Slots:            c.Int(flagSlots),
+		OutboxLimit:      c.Int(flagOutboxLimit),
+		Limits:           limitsOf(c),
+		MaxQueueBytes:    c.Int64(flagMaxQueueMemory),
+		ShutdownTimeout:  c.Duration(flagShutdownTimeout),
+		Log:              log,
+		ChildStderr:      logOut,
+		Notifier:         multiNotifier{notifier, report},
+		WatchdogInterval: notifier.WatchdogInterval(),
+		Trace:            c.Bool(flagTrace),
 		SemaphoreCreated: func(id int) {
 			if recordPath != "" {
 				if err := semaphore.WriteRecord(recordPath, id); err != nil {
@@ -195,11 +209,17 @@ func serve(c *cli.Context) error {
 			}
 		},
 	}
+	if err := applyStoreFlags(c, log, &cfg); err != nil {
+		report.fail(err)
+		return err
+	}
 	b, err := parent.New(cfg)
 	if err != nil {
 		report.fail(err)
 		return err
 	}
+	stopReloads := handleReloads(ctx, b, conf, notifier, level, log)
+	defer stopReloads()
 	err = b.Serve(ctx)
 	if recordPath != "" {
 		os.Remove(recordPath)
@@ -212,8 +232,48 @@ func serve(c *cli.Context) error {
 	return nil
 }
 
-// openLog returns the logger, the file children should log to, and a closer.
-func openLog(c *cli.Context) (*slog.Logger, *os.File, func(), error) {
+// handleReloads applies SIGHUP: it tells systemd RELOADING=1, reads the
+// configuration file again, applies the parent's log level and hands the
+// rest to the broker, then tells systemd READY=1, which it sends even if
+// the file was bad (the old settings stay; the error is logged), so the
+// service never hangs in "reloading". The returned function stops it.
+func handleReloads(ctx context.Context, b *parent.Broker, conf *config, n *systemd.Notifier, level *slog.LevelVar, log *slog.Logger) func() {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-hup:
+			case <-done:
+				return
+			}
+			if err := n.Reloading(); err != nil {
+				log.Warn("reload notification failed", "err", err)
+			}
+			settings, lvl, err := conf.reload(log)
+			if err != nil {
+				log.Error("reload failed; keeping the running settings", "err", err)
+			} else {
+				level.Set(lvl)
+				if err := b.Reload(ctx, settings); err != nil {
+					log.Warn("reload not applied", "err", err)
+				}
+			}
+			if err := n.Ready("reloaded"); err != nil {
+				log.Warn("readiness notification failed", "err", err)
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(done)
+	}
+}
+
+// openLog returns the logger (at level), the file children should log to,
+// and a closer.
+func openLog(c *cli.Context, level *slog.LevelVar) (*slog.Logger, *os.File, func(), error) {
 	out := os.Stderr
 	closeFn := func() {}
 	if path := c.String(flagLogFile); path != "" {
@@ -224,7 +284,7 @@ func openLog(c *cli.Context) (*slog.Logger, *os.File, func(), error) {
 		out = f
 		closeFn = func() { f.Close() }
 	}
-	return logging.New(out, c.String(flagLogLevel)), out, closeFn, nil
+	return logging.NewLeveled(out, level), out, closeFn, nil
 }
 
 func runtimeDir(c *cli.Context) string {
@@ -274,6 +334,8 @@ func (m multiNotifier) Ready(status string) error {
 }
 
 func (m multiNotifier) Stopping() error { return m.sd.Stopping() }
+
+func (m multiNotifier) Watchdog() error { return m.sd.Watchdog() }
 
 // daemonReport is the daemon's side of the --daemonize pipe; a no-op when
 // the broker was not started by a launcher.

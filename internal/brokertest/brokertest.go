@@ -101,6 +101,9 @@ func Start(tb testing.TB, args ...string) *Broker {
 	b := &Broker{exited: make(chan struct{}), children: map[int]bool{}}
 	cmd := exec.Command(Binary(tb), args...)
 	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1")
+	// Its own process group, so KillGroup can SIGKILL the parent and every
+	// child at the same instant (a power cut, as far as the broker knows).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// Our own pipe, not cmd.StderrPipe: Wait would close that as soon as
 	// the parent exits, while its children may still be logging.
 	stderr, stderrW, err := os.Pipe()
@@ -137,7 +140,12 @@ func Start(tb testing.TB, args ...string) *Broker {
 		b.waitErr = cmd.Wait()
 		close(b.exited)
 	}()
-	tb.Cleanup(func() { b.Stop(tb) })
+	tb.Cleanup(func() {
+		b.Stop(tb)
+		if tb.Failed() && os.Getenv("STOMP_BROKER_TEST_LOGS") == "1" {
+			tb.Logf("broker log:\n%s", b.Logs())
+		}
+	})
 	select {
 	case m := <-ready:
 		b.Addr = m[1]
@@ -249,6 +257,17 @@ func (b *Broker) Signal(tb testing.TB, sig syscall.Signal) {
 	if err := b.cmd.Process.Signal(sig); err != nil {
 		tb.Fatalf("brokertest: signal %v: %v", sig, err)
 	}
+}
+
+// KillGroup SIGKILLs the parent and all its children at once and waits for
+// the parent to die.
+func (b *Broker) KillGroup(tb testing.TB) {
+	tb.Helper()
+	b.Children(tb)
+	if err := syscall.Kill(-b.PID, syscall.SIGKILL); err != nil {
+		tb.Fatalf("brokertest: kill process group: %v", err)
+	}
+	b.WaitExit(tb, 10*time.Second)
 }
 
 // WaitExit waits for the parent to exit and returns its wait error.

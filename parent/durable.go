@@ -1,0 +1,409 @@
+package parent
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/go-stomp/stomp/v3/frame"
+
+	"github.com/stomp-broker/stomp-broker/stompwire"
+	"github.com/stomp-broker/stomp-broker/store"
+)
+
+// durable connects the ledger to a durable store (SQLite or PostgreSQL).
+// It is owned by the event loop like the ledger; every store call runs in
+// a goroutine of its own (Broker.async) and its result comes back to the
+// event loop as a function to apply, so a slow disk never stalls routing.
+//
+// A persistent message's life:
+//
+//  1. SEND persistent:true → put: batched per producer, stored with one
+//     Put (the store group-commits concurrent Puts into one transaction);
+//     the producer's RECEIPT waits for that commit (afterPut).
+//  2. fetch: when a queue's consumers have credit, the ledger leases up to
+//     that many messages from the store (a lease is a row lock with a
+//     deadline, so several brokers can share one PostgreSQL database and
+//     a crashed broker's messages come back when its leases run out).
+//     Leased messages become ordinary ready messages in the ledger.
+//  3. ACK → Ack deletes the row. NACK, a lost consumer or an ack-timeout →
+//     Release (redelivered later, flagged, after the backoff) or, when the
+//     redeliveries are used up, DeadLetter.
+//
+// So the broker holds only the leased window of a durable queue in memory:
+// a queue larger than memory stays on disk.
+type durable struct {
+	l     *ledger
+	st    store.Store
+	owner string        // this broker's lease owner id
+	lease time.Duration // lease length; renewed at a third of it
+
+	producers map[*childProc]*producer
+	dirty     map[*producer]bool
+	acks      []int64
+	lastRenew time.Time
+	lastPoll  time.Time
+	// hint marks queues whose store rows may be ready to lease.
+	hint map[string]bool
+}
+
+// producer is one child's persistent SENDs on their way to the store.
+type producer struct {
+	c         *childProc
+	batch     []*store.Message // not yet given to Put
+	batchSize int64
+	inFlight  []*store.Message // given to the Put under way
+	issued    uint64           // Put calls issued
+	waiters   []putWaiter
+}
+
+// putWaiter is a RECEIPT waiting for the Put numbered seq; idx is the
+// index in that Put of the SEND just before the receipt (-1: none).
+type putWaiter struct {
+	seq uint64
+	idx int
+	fn  func(coalesced bool)
+}
+
+// openDurable sets the ledger up for the configured store, if any: it
+// releases the leases this broker held before a restart (its messages then
+// come back at once, flagged redelivered, instead of after the lease).
+func (b *Broker) openDurable(ctx context.Context) error {
+	b.queues.jobs = b.cfg.Jobs
+	if b.cfg.Store == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := b.cfg.Store.ReleaseOwner(ctx, b.cfg.BrokerID); err != nil {
+		b.cfg.Store.Close()
+		return fmt.Errorf("parent: store: releasing this broker's old leases: %w", err)
+	}
+	b.queues.durable = newDurable(b.queues, b.cfg.Store, b.cfg.BrokerID, b.cfg.Lease)
+	return nil
+}
+
+func newDurable(l *ledger, st store.Store, owner string, lease time.Duration) *durable {
+	return &durable{
+		l: l, st: st, owner: owner, lease: lease,
+		producers: map[*childProc]*producer{},
+		dirty:     map[*producer]bool{},
+		hint:      map[string]bool{},
+	}
+}
+
+func (d *durable) producer(c *childProc) *producer {
+	p := d.producers[c]
+	if p == nil {
+		p = &producer{c: c}
+		d.producers[c] = p
+	}
+	return p
+}
+
+// put queues a persistent SEND for the store.
+func (d *durable) put(from *childProc, dest string, f *frame.Frame, job jobSpec, size int64) {
+	p := d.producer(from)
+	hdr := frame.New(frame.SEND)
+	for i := 0; i < f.Header.Len(); i++ {
+		k, v := f.Header.GetAt(i)
+		if k != frame.ContentLength { // the body is stored apart
+			hdr.Header.Add(k, v)
+		}
+	}
+	p.batch = append(p.batch, &store.Message{
+		Queue:           dest,
+		Headers:         stompwire.AppendFrame(nil, hdr, stompwire.V12),
+		Body:            f.Body,
+		UniqKey:         job.uniqKey,
+		NotBefore:       job.notBefore,
+		MaxRedeliveries: job.maxRedeliveries,
+		Priority:        job.priority,
+	})
+	p.batchSize += size
+	d.l.bytes += size
+	d.dirty[p] = true
+}
+
+// pending reports whether c has persistent SENDs not yet committed.
+func (d *durable) pending(c *childProc) bool {
+	p := d.producers[c]
+	return p != nil && (len(p.batch) > 0 || len(p.inFlight) > 0)
+}
+
+// afterPut runs fn once every persistent SEND c made so far is committed.
+func (d *durable) afterPut(c *childProc, fn func(bool)) {
+	p := d.producer(c)
+	w := putWaiter{fn: fn}
+	if len(p.batch) > 0 {
+		w.seq, w.idx = p.issued+1, len(p.batch)-1
+	} else {
+		w.seq, w.idx = p.issued, len(p.inFlight)-1
+	}
+	p.waiters = append(p.waiters, w)
+}
+
+// flush issues the Puts and Acks gathered while applying one batch of
+// records. Called by the event loop after each batch.
+func (d *durable) flush() {
+	for p := range d.dirty {
+		if len(p.inFlight) == 0 && len(p.batch) > 0 {
+			d.issue(p)
+		}
+		delete(d.dirty, p)
+	}
+	if len(d.acks) > 0 {
+		ids := d.acks
+		d.acks = nil
+		d.l.b.async(func() func() {
+			err := d.st.Ack(context.Background(), ids)
+			return func() {
+				if err != nil {
+					d.l.b.log.Error("store: deleting acked messages failed; they will be redelivered", "err", err)
+				}
+			}
+		})
+	}
+}
+
+// issue starts a Put of p's batch.
+func (d *durable) issue(p *producer) {
+	msgs, size := p.batch, p.batchSize
+	p.batch, p.batchSize, p.inFlight = nil, 0, msgs
+	p.issued++
+	seq := p.issued
+	d.l.b.async(func() func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		start := time.Now()
+		res, err := d.st.Put(ctx, msgs)
+		took := time.Since(start)
+		return func() { d.putDone(p, seq, msgs, res, err, size, took) }
+	})
+}
+
+func (d *durable) putDone(p *producer, seq uint64, msgs []*store.Message, res []store.PutResult, err error, size int64, took time.Duration) {
+	p.inFlight = nil
+	d.l.bytes -= size
+	d.l.b.storeCommitted(took, err)
+	if err != nil {
+		d.l.b.log.Error("store: persistent messages not stored", "client", p.c.addr, "count", len(msgs), "err", err)
+		d.l.b.tellToClose(p.c, "message not stored: "+err.Error())
+		p.waiters = nil // no RECEIPT for what was not stored
+	} else {
+		keep := p.waiters[:0]
+		for _, w := range p.waiters {
+			if w.seq > seq {
+				keep = append(keep, w)
+				continue
+			}
+			w.fn(w.seq == seq && w.idx >= 0 && w.idx < len(res) && res[w.idx].Coalesced)
+		}
+		p.waiters = keep
+		for _, m := range msgs {
+			d.hint[m.Queue] = true
+			if q := d.l.queues[m.Queue]; q != nil {
+				d.l.pump(q)
+			}
+		}
+	}
+	if len(p.batch) > 0 {
+		d.issue(p)
+	} else if p.c.gone {
+		delete(d.producers, p.c)
+	}
+}
+
+// childGone: a dead producer's SENDs still get stored (the spec asks
+// brokers to process what a client sent before it went away).
+func (d *durable) childGone(c *childProc) {
+	p := d.producers[c]
+	if p == nil {
+		return
+	}
+	if len(p.inFlight) == 0 && len(p.batch) == 0 {
+		delete(d.producers, c)
+	}
+}
+
+// fetch leases messages of q from the store when its consumers could take
+// more than the ledger holds.
+func (d *durable) fetch(q *queue) {
+	if q.fetching || !d.hint[q.name] {
+		return
+	}
+	want := q.credit() - len(q.offered) - q.ready.len()
+	if want <= 0 {
+		return
+	}
+	n := min(want, 256)
+	q.fetching = true
+	name := q.name
+	d.l.b.async(func() func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		msgs, err := d.st.Lease(ctx, name, d.owner, n, d.lease)
+		return func() { d.leased(name, n, msgs, err) }
+	})
+}
+
+func (d *durable) leased(name string, asked int, msgs []*store.Message, err error) {
+	q := d.l.queue(name)
+	q.fetching = false
+	if err != nil {
+		d.l.b.log.Error("store: leasing messages failed; retrying", "destination", name, "err", err)
+		d.hint[name] = false // the poll on the next tick tries again
+		return
+	}
+	if len(msgs) < asked {
+		d.hint[name] = false
+	}
+	for _, sm := range msgs {
+		m, err := d.fromStore(q, sm)
+		if err != nil {
+			d.l.b.log.Error("store: undecodable stored message; dead-lettering it", "destination", name, "id", sm.ID, "err", err)
+			id := sm.ID
+			d.l.b.async(func() func() {
+				_ = d.st.DeadLetter(context.Background(), id, dlqName(name))
+				return func() {}
+			})
+			continue
+		}
+		d.l.add(m)
+		m.state = stateReady
+		q.ready.pushBack(m)
+	}
+	d.l.pump(q)
+}
+
+// fromStore turns a leased store row into a ledger message.
+func (d *durable) fromStore(q *queue, sm *store.Message) (*qmsg, error) {
+	f, _, err := stompwire.Parse(append(append([]byte(nil), sm.Headers...), 0), stompwire.V12, stompwire.DefaultLimits())
+	if err != nil {
+		return nil, err
+	}
+	if sm.OrigQueue != "" {
+		f = deadLetterFrame(f, sm.OrigQueue, sm.OrigDeliveries, sm.LastError)
+	}
+	f.Body = sm.Body
+	job, _ := parseJobSpec(f, d.l.jobs, d.l.now())
+	if sm.MaxRedeliveries >= -1 && sm.OrigQueue == "" {
+		job.maxRedeliveries = sm.MaxRedeliveries
+		if sm.MaxRedeliveries == -1 {
+			job.maxRedeliveries = d.l.jobs.MaxRedeliveries
+		}
+	} else {
+		job.maxRedeliveries = -1
+	}
+	job.uniqKey = "" // the store enforces uniqueness for durable messages
+	d.l.b.nextMsg++
+	return &qmsg{
+		id: "s" + strconv.FormatInt(sm.ID, 10), seq: d.l.b.nextMsg, q: q, send: f,
+		size: frameSize(f), deliveries: sm.Deliveries, job: job, storeID: sm.ID,
+	}, nil
+}
+
+// ack deletes a consumed durable message (batched; see flush).
+func (d *durable) ack(m *qmsg) { d.acks = append(d.acks, m.storeID) }
+
+// failed hands a durable message back to the store after a failed
+// delivery: dead-lettered if its redeliveries are used up, else released
+// with the backoff as its not-before time.
+func (d *durable) failed(m *qmsg, reason string) {
+	d.l.remove(m)
+	id, name := m.storeID, m.q.name
+	if exhausted(m.job.maxRedeliveries, m.deliveries) {
+		d.l.b.log.Warn("message dead-lettered", "destination", name, "message-id", m.id, "deliveries", m.deliveries, "reason", reason)
+		dlq := dlqName(name)
+		d.l.b.async(func() func() {
+			err := d.st.DeadLetter(context.Background(), id, dlq)
+			return func() { d.afterGiveBack(dlq, err) }
+		})
+		return
+	}
+	notBefore := time.Time{}
+	if wait := backoff(m.job.redeliveryDelay, m.deliveries, d.l.jobs.RedeliveryDelayMax); wait > 0 {
+		notBefore = d.l.now().Add(wait)
+	}
+	d.l.b.async(func() func() {
+		err := d.st.Release(context.Background(), []int64{id}, false, notBefore, reason)
+		return func() { d.afterGiveBack(name, err) }
+	})
+}
+
+func (d *durable) afterGiveBack(queue string, err error) {
+	if err != nil {
+		d.l.b.log.Error("store: giving a message back failed; its lease will run out", "destination", queue, "err", err)
+	}
+	d.hint[queue] = true
+	if q := d.l.queues[queue]; q != nil {
+		d.l.pump(q)
+	}
+}
+
+// onTick renews the leases of every durable message the broker holds, and
+// polls the store for queues whose consumers have credit (other brokers,
+// and delayed messages coming due, add rows the ledger has no news of).
+func (d *durable) onTick(now time.Time) {
+	d.flush()
+	if now.Sub(d.lastRenew) >= d.lease/3 {
+		d.lastRenew = now
+		var ids []int64
+		for _, m := range d.l.msgs {
+			if m.storeID != 0 {
+				ids = append(ids, m.storeID)
+			}
+		}
+		if len(ids) > 0 {
+			d.l.b.async(func() func() {
+				err := d.st.Renew(context.Background(), d.owner, ids, d.lease)
+				return func() {
+					if err != nil {
+						d.l.b.log.Warn("store: renewing leases", "err", err)
+					}
+				}
+			})
+		}
+	}
+	if now.Sub(d.lastPoll) >= 250*time.Millisecond {
+		d.lastPoll = now
+		for _, q := range d.l.queues {
+			if len(q.subs) > 0 {
+				d.hint[q.name] = true
+				d.fetch(q)
+			}
+		}
+	}
+}
+
+// close gives back every leased message (unoffered ones as not delivered,
+// so their delivery count does not grow) and closes the store. Called once
+// the children are gone.
+func (d *durable) close() {
+	var undelivered, delivered []int64
+	for _, m := range d.l.msgs {
+		if m.storeID == 0 {
+			continue
+		}
+		if m.state == stateGranted {
+			delivered = append(delivered, m.storeID)
+		} else {
+			undelivered = append(undelivered, m.storeID)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if len(d.acks) > 0 {
+		_ = d.st.Ack(ctx, d.acks)
+	}
+	if len(undelivered) > 0 {
+		_ = d.st.Release(ctx, undelivered, true, time.Time{}, "")
+	}
+	if len(delivered) > 0 {
+		_ = d.st.Release(ctx, delivered, false, time.Time{}, "broker stopped")
+	}
+	if err := d.st.Close(); err != nil {
+		d.l.b.log.Warn("store: close", "err", err)
+	}
+}
