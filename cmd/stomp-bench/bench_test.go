@@ -42,7 +42,7 @@ func baseConfig(addr, scenario string) config {
 	return config{
 		Addr: addr, Scenario: scenario, Producers: 1, Consumers: 1, Subscribers: 1,
 		Messages: 100, Size: 256, Ack: "auto", Window: 1, Clients: 10, Concurrency: 4,
-		Rate: 1000, Timeout: testTimeout, Idle: 2 * time.Second, SubscribeSync: syncSend,
+		Rate: 1000, Timeout: testTimeout, Idle: 2 * time.Second, SubscribeSync: syncProbe,
 		Settle: 10 * time.Millisecond,
 	}
 }
@@ -186,6 +186,27 @@ func TestPersistentAgainstFakeBroker(t *testing.T) {
 	}
 }
 
+// TestProbeSyncSendsNoMessages checks that the probe synchronisation used
+// for go-stomp adds no SEND frames: a subscriber that also produces can
+// deadlock go-stomp's router (see syncProbe).
+func TestProbeSyncSendsNoMessages(t *testing.T) {
+	b := startFakeBroker(t)
+	cfg := baseConfig(b.addr(), "queue")
+	cfg.Producers, cfg.Consumers, cfg.Messages, cfg.SubscribeSync = 2, 3, 100, syncProbe
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout)
+	defer cancel()
+	res, err := run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.verdict != (counts{}) || res.Delivered != 200 {
+		t.Errorf("verdict %+v, delivered %d; want a clean run of 200", res.verdict, res.Delivered)
+	}
+	if n := b.sendCount(); n != 200 {
+		t.Errorf("broker received %d SEND frames, want exactly the 200 messages", n)
+	}
+}
+
 // TestLossIsReported runs client-individual against go-stomp's server,
 // which delivers one message per consumer and never another (its ACK
 // matching is broken): the run must end after --idle, report the rest as
@@ -228,7 +249,7 @@ func TestCommandLineJSON(t *testing.T) {
 	addr := startGoStompServer(t)
 	var out bytes.Buffer
 	err := newApp(&out).Run([]string{"stomp-bench", "--addr", addr, "--scenario", "queue",
-		"--producers", "2", "--consumers", "3", "--messages", "200", "--subscribe-sync", "send", "--json"})
+		"--producers", "2", "--consumers", "3", "--messages", "200", "--subscribe-sync", "probe", "--json"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,7 @@ type fakeBroker struct {
 	lastID    int
 	prefetchs []string // prefetch-count headers seen on SUBSCRIBE
 	acksByID  int      // ACKs that carried the 1.2 id header
+	sends     int      // SEND frames of any destination
 	conns     []net.Conn
 }
 
@@ -148,6 +149,7 @@ func (b *fakeBroker) subscribe(c *fakeConn, f *frame.Frame) {
 func (b *fakeBroker) enqueue(f *frame.Frame) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.sends++
 	dest := f.Header.Get(frame.Destination)
 	if !strings.HasPrefix(dest, "/queue/") {
 		return // topics are not needed by the tests using this broker
@@ -222,4 +224,11 @@ func (b *fakeBroker) seen() ([]string, int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return append([]string(nil), b.prefetchs...), b.acksByID
+}
+
+// sendCount returns the number of SEND frames received so far.
+func (b *fakeBroker) sendCount() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sends
 }

@@ -120,9 +120,9 @@ func (c config) validate() error {
 		return bad("--ack must be auto, client or client-individual, not %q", c.Ack)
 	}
 	switch c.SubscribeSync {
-	case syncReceipt, syncSend:
+	case syncReceipt, syncProbe:
 	default:
-		return bad("--subscribe-sync must be %s or %s, not %q", syncReceipt, syncSend, c.SubscribeSync)
+		return bad("--subscribe-sync must be %s or %s, not %q", syncReceipt, syncProbe, c.SubscribeSync)
 	}
 	for _, f := range []struct {
 		name string
@@ -172,7 +172,7 @@ func newApp(stdout io.Writer) *cli.App {
 			&cli.StringFlag{Name: "destination", Usage: "destination (default: a fresh /queue/ or /topic/ name per run)"},
 			&cli.DurationFlag{Name: "timeout", Value: 120 * time.Second, Usage: "bound on the whole run"},
 			&cli.DurationFlag{Name: "idle", Value: 5 * time.Second, Usage: "after the producers finish, stop waiting for missing messages when none arrived for this long (they count as lost)"},
-			&cli.StringFlag{Name: "subscribe-sync", Value: syncReceipt, Usage: "how to learn a subscription is live: receipt (RECEIPT for SUBSCRIBE) or send (a receipted probe SEND after it, for servers that do not receipt SUBSCRIBE, e.g. go-stomp)"},
+			&cli.StringFlag{Name: "subscribe-sync", Value: syncReceipt, Usage: "how to learn a subscription is live: receipt (RECEIPT for SUBSCRIBE) or probe (a receipted BEGIN+ABORT after it, for servers that do not receipt SUBSCRIBE, e.g. go-stomp)"},
 			&cli.IntFlag{Name: "broker-pid", Usage: "broker `PID` whose process tree's Pss is sampled (conns)"},
 			&cli.DurationFlag{Name: "settle", Value: 500 * time.Millisecond, Usage: "pause before the Pss sample with all clients connected (conns)"},
 			&cli.BoolFlag{Name: "json", Usage: "print only the JSON line"},

@@ -18,15 +18,18 @@ const (
 	// RECEIPT. This is the protocol's own answer to "is my subscription
 	// live?" and the default.
 	syncReceipt = "receipt"
-	// syncSend follows SUBSCRIBE with a receipted SEND to a private probe
-	// topic and waits for that RECEIPT instead. It is for servers that never
-	// acknowledge a SUBSCRIBE receipt (go-stomp's server does not) and relies
-	// on the server handling one connection's frames in order.
-	syncSend = "send"
+	// syncProbe follows SUBSCRIBE with a receipted BEGIN (and an ABORT of
+	// that transaction) and waits for the BEGIN's RECEIPT instead. It is
+	// for servers that never answer a SUBSCRIBE receipt (go-stomp's server
+	// does not) and relies on the server handling one connection's frames in
+	// order. BEGIN/ABORT were chosen because a server handles them inside
+	// the connection: a probe SEND would make every subscriber a producer
+	// too, and on go-stomp's server that closes a deadlock cycle (the
+	// subscriber's connection blocks pushing the probe into the full request
+	// channel while the router blocks on that subscriber's full write
+	// channel), which a loaded machine hit in practice.
+	syncProbe = "probe"
 )
-
-// probeTopic is where syncSend's probe frames go. Nobody subscribes to it.
-const probeTopic = "/topic/stomp-bench.sync-probe"
 
 // Sentinel errors of the raw session.
 var (
@@ -165,7 +168,7 @@ func (s *session) awaitReceipt(id string) error {
 
 // subscribe sends SUBSCRIBE for dest with subscription id and ack mode, plus
 // a prefetch-count header when prefetch > 0, and blocks until the server
-// confirms it in the given sync mode (see syncReceipt, syncSend).
+// confirms it in the given sync mode (see syncReceipt, syncProbe).
 func (s *session) subscribe(dest, id, ack string, prefetch int, sync string) error {
 	sub := frame.New(frame.SUBSCRIBE, frame.Destination, dest, frame.Id, id, frame.Ack, ack)
 	if prefetch > 0 {
@@ -178,11 +181,13 @@ func (s *session) subscribe(dest, id, ack string, prefetch int, sync string) err
 	if err := s.w.Write(sub); err != nil {
 		return fmt.Errorf("SUBSCRIBE %s: %w", dest, err)
 	}
-	if sync == syncSend {
-		probe := frame.New(frame.SEND, frame.Destination, probeTopic,
-			frame.ContentLength, "0", frame.Receipt, receipt)
-		if err := s.w.Write(probe); err != nil {
-			return fmt.Errorf("SEND probe after SUBSCRIBE %s: %w", dest, err)
+	if sync == syncProbe {
+		tx := "stomp-bench-probe-" + id
+		if err := s.w.Write(frame.New(frame.BEGIN, frame.Transaction, tx, frame.Receipt, receipt)); err != nil {
+			return fmt.Errorf("BEGIN probe after SUBSCRIBE %s: %w", dest, err)
+		}
+		if err := s.w.Write(frame.New(frame.ABORT, frame.Transaction, tx)); err != nil {
+			return fmt.Errorf("ABORT probe after SUBSCRIBE %s: %w", dest, err)
 		}
 	}
 	if err := s.awaitReceipt(receipt); err != nil {
