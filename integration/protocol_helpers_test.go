@@ -253,11 +253,13 @@ type bystander struct {
 	n        int
 }
 
-func newBystander(t *testing.T, b *brokertest.Broker) *bystander {
+// newBystander connects the pair (adding the extra CONNECT header lines)
+// and checks that it works.
+func newBystander(t *testing.T, b *brokertest.Broker, extra ...string) *bystander {
 	t.Helper()
 	by := &bystander{t: t, dest: "/topic/bystander", sub: newPeer(t, b, "bystander-sub"), pub: newPeer(t, b, "bystander-pub")}
-	by.sub.connect("1.2")
-	by.pub.connect("1.2")
+	by.sub.connect("1.2", extra...)
+	by.pub.connect("1.2", extra...)
 	by.sub.subscribe("by", by.dest)
 	by.check(t)
 	return by

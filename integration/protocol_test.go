@@ -2,12 +2,15 @@ package integration
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-stomp/stomp/v3/frame"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/stomp-broker/stomp-broker/internal/brokertest"
 )
@@ -372,4 +375,35 @@ func TestProtocolLineEnds(t *testing.T) {
 		}
 		sub.expectMessage("a\x00b")
 	})
+}
+
+func TestProtocolAuthentication(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := filepath.Join(t.TempDir(), "users")
+	if err := os.WriteFile(users, []byte("# test users\nalice:"+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := brokertest.Start(t, "--heart-beat", "0", "--users", users)
+	t.Run("right passcode", func(t *testing.T) {
+		p := newPeer(t, b, "alice")
+		p.connect("1.2", "login:alice", "passcode:s3cret")
+		p.receipted("SEND\ndestination:/topic/auth", "in", "r")
+	})
+	by := newBystander(t, b, "login:alice", "passcode:s3cret")
+	for _, tc := range []struct{ name, connect string }{
+		{"wrong passcode", "CONNECT\naccept-version:1.2\nhost:h\nlogin:alice\npasscode:guess\n\n\x00"},
+		{"unknown login", "CONNECT\naccept-version:1.2\nhost:h\nlogin:mallory\npasscode:s3cret\n\n\x00"},
+		{"no login", "CONNECT\naccept-version:1.2\nhost:h\n\n\x00"},
+		{"STOMP 1.0 wrong passcode", "CONNECT\nlogin:alice\npasscode:x\n\n\x00"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPeer(t, b, "intruder")
+			p.send(tc.connect)
+			p.expectError("access denied", "")
+			by.check(t)
+		})
+	}
 }
