@@ -281,6 +281,8 @@ func TestAckTimeoutRedeliversWithoutDisconnecting(t *testing.T) {
 		t.Fatalf("second consumer got %q redelivered=%q after %v", m.Body, m.Header.Get("redelivered"), time.Since(taken))
 	}
 	rawAck(fast, "ACK", m)
+	fast.Send("DISCONNECT\nreceipt:bye\n\n\x00")
+	fast.Expect(frame.RECEIPT)
 	// The slow consumer is still connected and still served; its late ACK is ignored.
 	rawAck(slow, "ACK", first)
 	rawSend(t, p, "/queue/lease", "next")
