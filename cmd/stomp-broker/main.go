@@ -23,6 +23,7 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "child" {
 		os.Exit(child.Run())
 	}
+	setProcessName()
 	if err := newApp().Run(os.Args); err != nil {
 		fmt.Fprintf(os.Stderr, "stomp-broker: %v\n", err)
 		os.Exit(1)
@@ -49,6 +50,9 @@ func newApp() *cli.App {
 				Action: func(*cli.Context) error { os.Exit(child.Run()); return nil },
 			},
 			ipcCleanCommand(),
+			clientsCommand(),
+			queuesCommand(),
+			passwdCommand(),
 		},
 		EnableBashCompletion: true,
 	}
