@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-stomp/stomp/v3/frame"
+
 	"github.com/stomp-broker/stomp-broker/internal/brokertest"
 )
 
@@ -170,4 +172,50 @@ func TestProtocolConnectTimeout(t *testing.T) {
 		time.Sleep(1500 * time.Millisecond)
 		p.receipted("SEND\ndestination:/topic/x", "still connected", "r")
 	})
+}
+
+// TestProtocolLimitsApplyToClientsOnly checks that a frame within the
+// limits reaches every subscriber whole, although the broker's MESSAGE has
+// more headers than the SEND (message-id, subscription, ...) and escaping
+// for another version can make a line up to twice as long.
+func TestProtocolLimitsApplyToClientsOnly(t *testing.T) {
+	b := brokertest.Start(t, limitFlags...)
+	vp := connectVersionPeers(t, b, "/topic/full")
+	colons := "x:" + strings.Repeat(":", 254) // 256 bytes raw, 510 escaped
+	crs := "x:" + strings.Repeat("\r", 254)
+	// parentRelayFix is the parent's side of the relay limits: until
+	// parent/records.go parses forwarded SENDs with Limits.Relayed(), it
+	// takes a 1.0/1.1 SEND whose escaped line is over the limit for a
+	// broken child and drops the publisher without an ERROR.
+	const parentRelayFix = "needs parent/records.go to parse forwarded frames with Child.Limits.Relayed()"
+	cases := []struct {
+		name, from, headers string
+		check               func(t *testing.T, v string, m *frame.Frame)
+		skip                string
+	}{
+		{"SEND with the most headers allowed", "1.2", "receipt:r\n" + headerLines(6), func(t *testing.T, v string, m *frame.Frame) {
+			header(t, m, "h5", "v")
+		}, ""},
+		{"1.0 line of colons at the limit", "1.0", "receipt:r\n" + colons + "\n", func(t *testing.T, v string, m *frame.Frame) {
+			header(t, m, "x", strings.Repeat(":", 254))
+		}, parentRelayFix},
+		{"1.1 line of CRs at the limit", "1.1", "receipt:r\n" + crs + "\n", func(t *testing.T, v string, m *frame.Frame) {
+			header(t, m, "x", strings.Repeat("\r", 254))
+		}, parentRelayFix},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.skip != "" {
+				t.Skip(tc.skip)
+			}
+			body := "full-" + strconv.Itoa(i)
+			pub := vp.pubs[tc.from].in(t)
+			pub.send("SEND\ndestination:/topic/full\n" + tc.headers + "\n" + body + "\x00")
+			pub.expect(frame.RECEIPT)
+			for _, v := range []string{"1.0", "1.1", "1.2"} {
+				m, _ := vp.subs[v].in(t).expectMessage(body)
+				tc.check(t, v, m)
+			}
+		})
+	}
 }

@@ -1,6 +1,7 @@
 package stompwire
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/go-stomp/stomp/v3/frame"
@@ -111,5 +112,46 @@ func TestEncodableMatchesParse(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestRelayedLimitsFitReencodedFrames checks that a frame at the limits in
+// any version, re-encoded as STOMP 1.2 with the broker's headers added,
+// still parses under Relayed limits (and not under the original ones).
+func TestRelayedLimitsFitReencodedFrames(t *testing.T) {
+	lim := Limits{MaxHeaderLines: 4, MaxHeaderLineBytes: 32, MaxBodyBytes: 16}
+	for _, v := range []Version{V10, V11} {
+		// The longest line of characters that 1.2 must escape: ':' raw
+		// in 1.0, CR raw in 1.1.
+		c := ":"
+		if v == V11 {
+			c = "\r"
+		}
+		line := "x:" + strings.Repeat(c, 30)
+		in := "SEND\n" + line + "\na:1\nb:2\ndestination:/queue/q\n\n0123456789abcdef\x00"
+		f, _, err := Parse([]byte(in), v, lim)
+		if err != nil {
+			t.Fatalf("%v: the frame at the limits is refused: %v", v, err)
+		}
+		m := frame.New(frame.MESSAGE, frame.MessageId, "1", frame.Subscription, "s", frame.Ack, "1", frame.ContentLength, "16")
+		for i := 0; i < f.Header.Len(); i++ {
+			k, val := f.Header.GetAt(i)
+			m.Header.Add(k, val)
+		}
+		m.Body = f.Body
+		wire := AppendFrame(nil, m, V12)
+		if _, _, err := Parse(wire, V12, lim); err == nil {
+			t.Errorf("%v: the re-encoded frame fits the client limits; the test proves nothing", v)
+		}
+		back, _, err := Parse(wire, V12, lim.Relayed())
+		if err != nil {
+			t.Fatalf("%v: the re-encoded frame is refused under Relayed limits: %v", v, err)
+		}
+		if got := back.Header.Get("x"); got != strings.Repeat(c, 30) {
+			t.Errorf("%v: x is %q after the relay", v, got)
+		}
+	}
+	if r := (Limits{}).Relayed(); r.MaxBodyBytes != DefaultMaxBodyBytes || r.MaxHeaderLineBytes != 2*DefaultMaxHeaderLineBytes {
+		t.Errorf("Limits{}.Relayed() = %+v: defaults not applied first", r)
 	}
 }

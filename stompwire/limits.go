@@ -80,3 +80,23 @@ func satMul(a, b int) int {
 	}
 	return a * b
 }
+
+// RelayHeaders is how many headers the broker may add to a client's frame
+// on its way through (message-id, subscription, ack, content-length,
+// redelivered, delivery-count, ... with room to spare); see [Limits.Relayed].
+const RelayHeaders = 16
+
+// Relayed returns the limits for parsing a frame the broker itself encoded
+// from a client frame that passed lim: a SEND forwarded from a child to
+// the parent, or a MESSAGE on its way to a subscriber. Such a frame may
+// legitimately exceed lim: escaping for STOMP 1.2 can double a header
+// line (a 1.0 client's raw ':' becomes "\c"), and a MESSAGE carries the
+// broker's headers besides the producer's. Relayed allows twice the line
+// length and [RelayHeaders] more headers; the body limit stays, as bodies
+// are copied unchanged. The client-facing limits are still lim.
+func (lim Limits) Relayed() Limits {
+	lim = lim.withDefaults()
+	lim.MaxHeaderLineBytes = satMul(lim.MaxHeaderLineBytes, 2)
+	lim.MaxHeaderLines = satAdd(lim.MaxHeaderLines, RelayHeaders)
+	return lim
+}
