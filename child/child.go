@@ -1,6 +1,7 @@
 package child
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -56,6 +57,17 @@ func Run() int {
 	if err != nil {
 		log.Error("cannot adopt client socket", "err", err)
 		return 1
+	}
+	if cfg.TLSCertFile != "" && cfg.TLSKeyFile != "" {
+		// The handshake runs on the session's first read, under its
+		// CONNECT deadline.
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			client.Close()
+			log.Error("cannot load the TLS certificate", "err", err)
+			return 1
+		}
+		client = tls.Server(client, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
 	parentFile := os.NewFile(FDParent, "parent-ipc")
 	parent, err := ipc.FileConn(parentFile)

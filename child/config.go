@@ -61,6 +61,11 @@ type Config struct {
 	Trace bool `json:"trace"`
 	// ServerName is sent in CONNECTED's server header.
 	ServerName string `json:"server_name"`
+	// TLSCertFile and TLSKeyFile, when both are set, make the child serve
+	// its client over TLS: it does the handshake itself with these PEM
+	// files (the parent only accepted the TCP connection).
+	TLSCertFile string `json:"tls_cert_file,omitempty"`
+	TLSKeyFile  string `json:"tls_key_file,omitempty"`
 }
 
 // Encode returns c as the value of EnvConfig.

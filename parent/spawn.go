@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"syscall"
+	"time"
 
 	"github.com/stomp-broker/stomp-broker/child"
 	"github.com/stomp-broker/stomp-broker/ipc"
@@ -23,9 +24,12 @@ const SelfExe = "/proc/self/exe"
 // child's pid, and killing the child closes that client's connection and
 // nothing else.
 //
+// For a client of a TLS listener the child is told where the certificate
+// and key are, and does the TLS handshake itself (see Config.TLSListeners).
+//
 // The caller owns the returned process: it must start its reader and
 // writer goroutines and eventually Wait for it.
-func (b *Broker) spawn(conn net.Conn) (*childProc, error) {
+func (b *Broker) spawn(conn net.Conn, tlsClient bool) (*childProc, error) {
 	defer conn.Close()
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
@@ -45,6 +49,12 @@ func (b *Broker) spawn(conn net.Conn) (*childProc, error) {
 	addr := conn.RemoteAddr().String()
 	cfg := b.cfg.Child
 	cfg.ClientAddr = addr
+	b.liveMu.Lock()
+	cfg.LogLevel = b.childLogLevel
+	b.liveMu.Unlock()
+	if tlsClient {
+		cfg.TLSCertFile, cfg.TLSKeyFile = b.cfg.TLSCertFile, b.cfg.TLSKeyFile
+	}
 	cmd := exec.Command(SelfExe, "child")
 	// ps shows Args, so an operator sees which client each process serves.
 	cmd.Args[0] = "stomp-broker: client " + addr
@@ -68,12 +78,14 @@ func (b *Broker) spawn(conn net.Conn) (*childProc, error) {
 	}
 	parentEnd.MaxRecord = b.maxRecord()
 	return &childProc{
-		pid:  cmd.Process.Pid,
-		addr: addr,
-		cmd:  cmd,
-		conn: parentEnd,
-		out:  newOutbox(b.cfg.OutboxLimit),
-		subs: map[string]*subscription{},
+		pid:     cmd.Process.Pid,
+		addr:    addr,
+		tls:     tlsClient,
+		started: time.Now(),
+		cmd:     cmd,
+		conn:    parentEnd,
+		out:     newOutbox(b.cfg.OutboxLimit),
+		subs:    map[string]*subscription{},
 	}, nil
 }
 

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/stomp-broker/stomp-broker/control"
+)
+
+// controlTimeout bounds one `clients` or `queues` request.
+const controlTimeout = 15 * time.Second
+
+// controlFlags locate a running broker's control socket the way serve
+// chooses it, so `stomp-broker clients` finds a broker started with the
+// same flags (or environment).
+func controlFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: flagControlSocket, EnvVars: env("CONTROL_SOCKET"), Usage: "the broker's control socket `PATH` (default: as the broker chooses it)"},
+		&cli.StringFlag{Name: flagRuntimeDir, EnvVars: []string{"STOMP_BROKER_RUNTIME_DIR", "RUNTIME_DIRECTORY"}, Usage: "the broker's runtime `DIR`"},
+		&cli.StringSliceFlag{Name: flagListen, Aliases: []string{"l"}, Value: cli.NewStringSlice("127.0.0.1:61613"), EnvVars: env("LISTEN"),
+			Usage: "the broker's --listen `ADDR`s, which name the default socket"},
+		&cli.BoolFlag{Name: "json", Usage: "print the broker's answer as JSON"},
+	}
+}
+
+// socketFor returns the control socket path the flags name.
+func socketFor(c *cli.Context) (string, error) {
+	var ports []string
+	for _, a := range c.StringSlice(flagListen) {
+		ports = append(ports, portOf(a))
+	}
+	p := controlSocketPath(c, strings.Join(ports, "-"))
+	if p == "" {
+		return "", cli.Exit("stomp-broker: --control-socket off: nothing to ask", 2)
+	}
+	return p, nil
+}
+
+// ask sends request to the broker and prints the answer with table, or as
+// JSON with --json.
+func ask(c *cli.Context, request string, table func(w io.Writer, r *control.Response)) error {
+	path, err := socketFor(c)
+	if err != nil {
+		return err
+	}
+	resp, err := control.Do(path, request, controlTimeout)
+	if err != nil {
+		return cli.Exit("stomp-broker: "+err.Error()+" (is the broker running? see --control-socket)", 1)
+	}
+	if c.Bool("json") {
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		return enc.Encode(resp)
+	}
+	w := tabwriter.NewWriter(c.App.Writer, 0, 8, 2, ' ', 0)
+	table(w, resp)
+	return w.Flush()
+}
+
+func clientsCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "clients",
+		Usage: "list the clients of a running broker (over its control socket)",
+		Description: "One line per client: the pid of the process serving it (`kill PID` disconnects\n" +
+			"that client with an ERROR frame), its address, login, STOMP version, subscriptions,\n" +
+			"messages published (IN) and handed to it (OUT), and bytes waiting in the parent for it.",
+		Flags: controlFlags(),
+		Action: func(c *cli.Context) error {
+			return ask(c, control.RequestClients, func(w io.Writer, r *control.Response) {
+				fmt.Fprintln(w, "PID\tADDRESS\tLOGIN\tVERSION\tSUBS\tIN\tOUT\tQUEUED\tCONNECTED")
+				for _, cl := range r.Clients {
+					addr := cl.Addr
+					if cl.TLS {
+						addr += " (tls)"
+					}
+					fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", cl.PID, addr, dash(cl.Login), dash(cl.Version),
+						cl.Subscriptions, cl.MessagesIn, cl.MessagesOut, cl.BytesQueued, cl.Since.Local().Format(time.DateTime))
+				}
+			})
+		},
+	}
+}
+
+func queuesCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "queues",
+		Usage: "list the queues of a running broker (over its control socket)",
+		Description: "One line per queue: messages waiting (DEPTH), subscriptions (CONSUMERS),\n" +
+			"messages delivered and not yet acknowledged (IN-FLIGHT), and messages moved to a\n" +
+			"dead-letter queue since the broker started (DEAD-LETTERED).",
+		Flags: controlFlags(),
+		Action: func(c *cli.Context) error {
+			return ask(c, control.RequestQueues, func(w io.Writer, r *control.Response) {
+				fmt.Fprintln(w, "QUEUE\tDEPTH\tCONSUMERS\tIN-FLIGHT\tDEAD-LETTERED")
+				for _, q := range r.Queues {
+					fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\n", q.Name, q.Depth, q.Consumers, q.InFlight, q.DeadLettered)
+				}
+			})
+		},
+	}
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// passwdCommand prints a --users line for a login, with the passcode read
+// from standard input (so it shows neither in ps nor in the shell history).
+func passwdCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "passwd",
+		Usage:     "print a --users file line (login:bcrypt-hash) for LOGIN; the passcode is read from standard input",
+		ArgsUsage: "LOGIN",
+		Description: "Example: stomp-broker passwd alice >> users   (then type the passcode and Enter)\n" +
+			"   or:   printf '%s\\n' \"$PASSCODE\" | stomp-broker passwd alice >> users",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "cost", Value: bcrypt.DefaultCost, Usage: "bcrypt cost (each step doubles the work of every CONNECT)"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.Args().Len() != 1 {
+				return cli.Exit("stomp-broker passwd: want exactly one LOGIN", 2)
+			}
+			login := c.Args().First()
+			if login == "" || strings.ContainsAny(login, ": \t\r\n#") {
+				return cli.Exit("stomp-broker passwd: a login must be non-empty and hold no ':', '#' or white space", 2)
+			}
+			passcode, err := readPasscode(c.App.Reader)
+			if err != nil {
+				return cli.Exit("stomp-broker passwd: "+err.Error(), 2)
+			}
+			hash, err := bcrypt.GenerateFromPassword([]byte(passcode), c.Int("cost"))
+			if err != nil {
+				return cli.Exit("stomp-broker passwd: "+err.Error(), 2)
+			}
+			fmt.Fprintf(c.App.Writer, "%s:%s\n", login, hash)
+			return nil
+		},
+	}
+}
+
+// readPasscode reads the first line of r, without its line ending.
+func readPasscode(r io.Reader) (string, error) {
+	line, err := bufio.NewReader(io.LimitReader(r, 1024)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("reading the passcode: %w", err)
+	}
+	line = strings.TrimRight(line, "\r\n")
+	switch {
+	case line == "":
+		return "", errors.New("empty passcode on standard input")
+	case len(line) > 72:
+		return "", errors.New("passcode longer than 72 bytes (bcrypt's limit): " + strconv.Itoa(len(line)))
+	}
+	return line, nil
+}

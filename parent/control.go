@@ -1,0 +1,112 @@
+package parent
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/stomp-broker/stomp-broker/control"
+)
+
+// controlTimeout bounds one control request: reading it, waiting for the
+// event loop's answer, writing it.
+const controlTimeout = 10 * time.Second
+
+// evControl is a control-socket request for the event loop; the loop sends
+// exactly one Response on reply (buffered, so it never blocks).
+type evControl struct {
+	request string
+	reply   chan control.Response
+}
+
+// serveControl accepts control connections on l until l is closed. Each
+// connection is answered in a goroutine of its own, so a client that is slow
+// to send its request holds up nobody.
+func (b *Broker) serveControl(l net.Listener) {
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				b.log.Error("control socket failed", "err", err)
+			}
+			return
+		}
+		go b.answerControl(conn)
+	}
+}
+
+// answerControl reads one request line, has the event loop answer it and
+// writes the answer as JSON (see package control for the protocol).
+func (b *Broker) answerControl(conn net.Conn) {
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(controlTimeout))
+	line, err := bufio.NewReader(io.LimitReader(conn, 256)).ReadString('\n')
+	if err != nil {
+		return
+	}
+	ev := evControl{request: strings.TrimSpace(line), reply: make(chan control.Response, 1)}
+	var resp control.Response
+	select {
+	case b.events <- ev:
+		select {
+		case resp = <-ev.reply:
+		case <-b.done:
+			resp.Error = "broker stopped"
+		case <-time.After(controlTimeout):
+			resp.Error = "the event loop did not answer within " + controlTimeout.String()
+		}
+	case <-b.done:
+		resp.Error = "broker stopped"
+	}
+	_ = json.NewEncoder(conn).Encode(resp)
+}
+
+// answer builds the response to a control request. Event loop only.
+func (b *Broker) answer(request string) control.Response {
+	switch request {
+	case control.RequestClients:
+		return control.Response{Clients: b.clientTable()}
+	case control.RequestQueues:
+		return control.Response{Queues: b.queueTable()}
+	default:
+		return control.Response{Error: "unknown request " + quote(request) + " (want " + control.RequestClients + " or " + control.RequestQueues + ")"}
+	}
+}
+
+// clientTable lists the connected clients, oldest first. Event loop only.
+func (b *Broker) clientTable() []control.Client {
+	out := make([]control.Client, 0, len(b.children))
+	for _, c := range b.children {
+		out = append(out, control.Client{
+			PID:           c.pid,
+			Addr:          c.addr,
+			TLS:           c.tls,
+			Login:         c.info.Login,
+			Version:       c.info.Version,
+			Subscriptions: len(c.subs),
+			MessagesIn:    c.messagesIn,
+			MessagesOut:   c.messagesOut,
+			BytesQueued:   c.out.pending(),
+			Since:         c.started,
+		})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Since.Equal(out[j].Since) {
+			return out[i].Since.Before(out[j].Since)
+		}
+		return out[i].PID < out[j].PID
+	})
+	return out
+}
+
+func quote(s string) string {
+	if len(s) > 40 {
+		s = s[:40] + "..."
+	}
+	return `"` + s + `"`
+}
