@@ -194,7 +194,9 @@ func (e *LeaseLostError) Is(target error) bool { return target == ErrLeaseLost }
 //   - "memory": NewMemory with no byte budget;
 //   - "sqlite:/path/file.db": an SQLite file (created if absent);
 //   - "postgres://..." or "postgresql://...": a PostgreSQL database, the
-//     whole value being the connection URL.
+//     whole value being the connection URL;
+//   - "theschwartz:sqlite:/path" or "theschwartz:postgres://...": an
+//     existing (or new) TheSchwartz job database, see OpenTheSchwartz.
 //
 // Durable stores create their tables if absent. It returns a wrapped
 // ErrBadSpec for any other value, or the backend's open error. The caller
@@ -211,8 +213,10 @@ func Open(ctx context.Context, spec string) (Store, error) {
 		return OpenSQLite(ctx, path)
 	case strings.HasPrefix(spec, "postgres://"), strings.HasPrefix(spec, "postgresql://"):
 		return OpenPostgres(ctx, spec)
+	case strings.HasPrefix(spec, "theschwartz:"):
+		return OpenTheSchwartz(ctx, strings.TrimPrefix(spec, "theschwartz:"))
 	default:
-		return nil, fmt.Errorf("%w: %q (want memory, sqlite:/path or postgres://...)", ErrBadSpec, spec)
+		return nil, fmt.Errorf("%w: %q (want memory, sqlite:/path, postgres://... or theschwartz:...)", ErrBadSpec, spec)
 	}
 }
 
