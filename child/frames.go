@@ -117,6 +117,9 @@ func (s *session) handleFrame(f *frame.Frame) {
 func (s *session) sync(receiptID string) uint64 {
 	s.nextToken++
 	s.receipts[s.nextToken] = receiptID
+	if s.cfg.Trace {
+		s.log.Info("trace", "pid", os.Getpid(), "hop", ipc.HopSync, "record", ipc.KindSync.String(), "token", s.nextToken, "receipt-id", receiptID)
+	}
 	s.toParent = ipc.AppendToken(s.toParent, ipc.KindSync, s.nextToken)
 	return s.nextToken
 }
@@ -256,7 +259,8 @@ func (s *session) forwardSend(f *frame.Frame) bool {
 // forward appends f to the batch for the parent, in STOMP 1.2 encoding.
 func (s *session) forward(f *frame.Frame) {
 	if s.cfg.Trace {
-		s.log.Info("trace: child→parent", "hop", "2 child → ipc packet", "pid", os.Getpid(), "record", ipc.KindFrame.String(), "frame", f.Command, "destination", f.Header.Get(frame.Destination))
+		// No message-id yet: the parent assigns it (hop 3).
+		s.log.Info("trace", "pid", os.Getpid(), "hop", ipc.HopChildToIPC, "record", ipc.KindFrame.String(), "frame", f.Command, "destination", f.Header.Get(frame.Destination))
 	}
 	var mark int
 	s.toParent, mark = ipc.BeginRecord(s.toParent, ipc.KindFrame)
@@ -431,6 +435,9 @@ func (s *session) handleAck(f *frame.Frame, receipt string) bool {
 // settle tells the parent a delivered message was acked or nacked and
 // returns its credit to the subscription.
 func (s *session) settle(sub *subscription, id string, kind ipc.Kind) {
+	if s.cfg.Trace {
+		s.log.Info("trace", "pid", os.Getpid(), "hop", ipc.HopAck, "record", kind.String(), "destination", sub.dest, "message-id", id)
+	}
 	delete(s.unacked, id)
 	if sub.inflight > 0 {
 		sub.inflight--

@@ -47,6 +47,12 @@ type session struct {
 
 	txs map[string][]txOp
 
+	// raced[slot] is the latest offer generation this child raced for in
+	// that slot. The parent shows a child the current offers again when
+	// its credit comes back; one it already raced for (and won or lost)
+	// is skipped without a system call.
+	raced []uint64
+
 	receipts        map[uint64]string // sync token → receipt id to send when SYNCED arrives
 	nextToken       uint64
 	disconnectToken uint64 // SYNCED for this token ends the session (0 = none)
@@ -111,6 +117,7 @@ func newSession(cfg Config, log *slog.Logger, client net.Conn, parent *ipc.Conn,
 		unacked:   map[string]*subscription{},
 		txs:       map[string][]txOp{},
 		receipts:  map[uint64]string{},
+		raced:     make([]uint64, cfg.Slots+1),
 	}
 }
 
@@ -234,6 +241,9 @@ func (s *session) flush() {
 		}
 	}
 	for _, id := range s.autoAcks {
+		if s.cfg.Trace {
+			s.log.Info("trace", "pid", os.Getpid(), "hop", ipc.HopAck, "record", ipc.KindAck.String(), "message-id", id, "ack", "auto: the MESSAGE is written")
+		}
 		s.toParent = ipc.AppendText(s.toParent, ipc.KindAck, id)
 	}
 	s.autoAcks = s.autoAcks[:0]
@@ -269,7 +279,7 @@ func (s *session) onClient(ev clientEvent) {
 		return // the client must not send after DISCONNECT; ignore it
 	}
 	if s.cfg.Trace {
-		s.log.Info("trace: client→child", "hop", "1 client socket → child reader", "pid", os.Getpid(), "frame", ev.f.Command, "destination", ev.f.Header.Get(frame.Destination))
+		s.log.Info("trace", "pid", os.Getpid(), "hop", ipc.HopClientRead, "frame", ev.f.Command, "destination", ev.f.Header.Get(frame.Destination))
 	}
 	s.handleFrame(ev.f)
 }
@@ -332,6 +342,9 @@ func (s *session) handleRecord(k ipc.Kind, body []byte) error {
 		if err != nil {
 			return err
 		}
+		if s.cfg.Trace {
+			s.log.Info("trace", "pid", os.Getpid(), "hop", ipc.HopChildRead, "record", k.String(), "destination", dest, "message-id", msgID, "subscriptions", len(s.byDest[dest]))
+		}
 		for _, sub := range s.byDest[dest] {
 			s.writeMessage(enc, sub, msgID)
 		}
@@ -346,14 +359,24 @@ func (s *session) handleRecord(k ipc.Kind, body []byte) error {
 		if err != nil {
 			return err
 		}
+		if s.cfg.Trace {
+			dest := "" // a GRANT names the subscription, not the queue
+			if sub := s.subsByKey[key]; sub != nil {
+				dest = sub.dest
+			}
+			s.log.Info("trace", "pid", os.Getpid(), "hop", ipc.HopChildRead, "record", k.String(), "destination", dest, "message-id", msgID)
+		}
 		s.onGrant(key, msgID, enc)
 	case ipc.KindDeny:
-		key, _, err := ipc.DecodeDeny(body)
+		key, msgID, n, err := ipc.DecodeDenyCount(body)
 		if err != nil {
 			return err
 		}
-		if sub := s.subsByKey[key]; sub != nil && sub.inflight > 0 {
-			sub.inflight--
+		if s.cfg.Trace {
+			s.log.Info("trace", "pid", os.Getpid(), "hop", ipc.HopChildRead, "record", k.String(), "message-id", msgID, "messages", n)
+		}
+		if sub := s.subsByKey[key]; sub != nil {
+			sub.inflight = max(0, sub.inflight-n)
 		}
 	case ipc.KindSynced:
 		token, flags, err := ipc.DecodeSynced(body)
@@ -362,6 +385,9 @@ func (s *session) handleRecord(k ipc.Kind, body []byte) error {
 		}
 		if id, ok := s.receipts[token]; ok {
 			delete(s.receipts, token)
+			if s.cfg.Trace {
+				s.log.Info("trace", "pid", os.Getpid(), "hop", ipc.HopReceipt, "record", k.String(), "token", token, "frame", frame.RECEIPT, "receipt-id", id)
+			}
 			r := frame.New(frame.RECEIPT, frame.ReceiptId, id)
 			if flags&ipc.SyncedCoalesced != 0 {
 				r.Header.Add("coalesced", "true")
@@ -386,10 +412,16 @@ func (s *session) handleRecord(k ipc.Kind, body []byte) error {
 	return nil
 }
 
-// onOffer races for a queue message if a subscription to its queue has
-// credit. Winning the semaphore is not delivering: the claim goes to the
-// parent, whose ledger grants or denies it.
+// onOffer races for an offered batch of queue messages if a subscription
+// to its queue has credit, and claims as many of them as that
+// subscription can take. Winning the semaphore is not delivering: the
+// claim goes to the parent, whose ledger grants or denies it.
 func (s *session) onOffer(o ipc.Offer) {
+	if o.Slot >= 0 && o.Slot < len(s.raced) {
+		if o.Gen <= s.raced[o.Slot] {
+			return // raced for this one already
+		}
+	}
 	var best *subscription
 	for _, sub := range s.byDest[o.Destination] {
 		if sub.queue && sub.inflight < sub.prefetch && (best == nil || sub.prefetch-sub.inflight > best.prefetch-best.inflight) {
@@ -399,6 +431,9 @@ func (s *session) onOffer(o ipc.Offer) {
 	if best == nil {
 		return // no credit: the parent offers again when an ACK frees some
 	}
+	if o.Slot >= 0 && o.Slot < len(s.raced) {
+		s.raced[o.Slot] = o.Gen
+	}
 	won, err := s.sem.TryTake(o.Slot)
 	if err != nil {
 		s.log.Error("semaphore failed", "err", err)
@@ -406,13 +441,14 @@ func (s *session) onOffer(o ipc.Offer) {
 		return
 	}
 	if s.cfg.Trace {
-		s.log.Info("trace: child races", "hop", "5 semaphore race", "pid", os.Getpid(), "slot", o.Slot, "gen", o.Gen, "message-id", o.MessageID, "won", won)
+		s.log.Info("trace", "pid", os.Getpid(), "hop", ipc.HopRace, "record", ipc.KindOffer.String(), "destination", o.Destination, "message-id", o.MessageID, "messages", o.Count, "slot", o.Slot, "gen", o.Gen, "won", won)
 	}
 	if !won {
 		return
 	}
-	best.inflight++
-	s.toParent = ipc.AppendClaim(s.toParent, ipc.Claim{Slot: o.Slot, Gen: o.Gen, SubID: best.key, MessageID: o.MessageID})
+	n := min(o.Count, best.prefetch-best.inflight)
+	best.inflight += n
+	s.toParent = ipc.AppendClaim(s.toParent, ipc.Claim{Slot: o.Slot, Gen: o.Gen, SubID: best.key, MessageID: o.MessageID, Count: n})
 }
 
 // onGrant delivers a queue message the parent granted to this child.
@@ -457,7 +493,7 @@ func (s *session) revoke(key, msgID string) {
 // first, so they win over any same-named header (the first one counts).
 func (s *session) writeMessage(enc []byte, sub *subscription, msgID string) {
 	if s.cfg.Trace {
-		s.log.Info("trace: child→client", "hop", "8 child writer → client socket", "pid", os.Getpid(), "frame", "MESSAGE", "destination", sub.dest, "message-id", msgID, "subscription", sub.id)
+		s.log.Info("trace", "pid", os.Getpid(), "hop", ipc.HopClientWrite, "frame", frame.MESSAGE, "destination", sub.dest, "message-id", msgID, "subscription", sub.id)
 	}
 	const prefix = "MESSAGE\n"
 	if s.version == stompwire.V12 && len(enc) >= len(prefix) && string(enc[:len(prefix)]) == prefix {

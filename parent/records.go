@@ -16,15 +16,21 @@ import (
 // applyRecords applies one batch of records from a child, in order. An
 // error means the child broke the protocol (the caller kills it); the
 // parent itself is never harmed by what a child sends.
+//
+// Queue work that many records of one batch may ask for (offers after
+// SENDs and ACKs) is done once, after the whole batch (ledger.flush).
 func (b *Broker) applyRecords(c *childProc, batch []byte) error {
+	defer b.queues.flush()
 	for len(batch) > 0 {
 		k, body, rest, err := ipc.NextRecord(batch)
 		if err != nil {
 			return err
 		}
 		batch = rest
-		if b.cfg.Trace && k != ipc.KindFrame {
-			b.log.Info("trace: parent got record", "hop", "3 ipc packet → parent event loop", "record", k.String(), "child_pid", c.pid)
+		// Records other than FRAME and HELLO are traced at their own hop
+		// (CLAIM 6, ACK 10, SYNC R2), where their outcome is known.
+		if b.cfg.Trace && k == ipc.KindHello {
+			b.log.Info("trace", "hop", ipc.HopParentRead, "record", k.String(), "from_child_pid", c.pid)
 		}
 		switch k {
 		case ipc.KindHello:
@@ -55,6 +61,9 @@ func (b *Broker) applyRecords(c *childProc, batch []byte) error {
 				if coalesced {
 					flags |= ipc.SyncedCoalesced
 				}
+				if b.cfg.Trace {
+					b.log.Info("trace", "hop", ipc.HopSynced, "record", ipc.KindSynced.String(), "token", token, "to_child_pid", c.pid)
+				}
 				b.send(c, ipc.AppendSynced(nil, token, flags))
 			})
 		case ipc.KindClaim:
@@ -78,8 +87,8 @@ func (b *Broker) applyRecords(c *childProc, batch []byte) error {
 // applyFrame applies a SEND, SUBSCRIBE or UNSUBSCRIBE forwarded by a child.
 func (b *Broker) applyFrame(c *childProc, f *frame.Frame) error {
 	dest := f.Header.Get(frame.Destination)
-	if b.cfg.Trace {
-		b.log.Info("trace: parent applies frame", "hop", "3 ipc packet → parent event loop", "frame", f.Command, "destination", dest, "child_pid", c.pid)
+	if b.cfg.Trace && f.Command != frame.SEND { // publish traces a SEND, once it has its message-id
+		b.log.Info("trace", "hop", ipc.HopParentRead, "record", ipc.KindFrame.String(), "frame", f.Command, "destination", dest, "from_child_pid", c.pid)
 	}
 	switch f.Command {
 	case frame.SEND:
@@ -151,19 +160,25 @@ func (b *Broker) publish(from *childProc, dest string, f *frame.Frame) {
 	b.countPublished(from, dest)
 	b.nextMsg++
 	id := b.idPrefix + "-" + strconv.FormatUint(b.nextMsg, 10)
+	if b.cfg.Trace {
+		b.log.Info("trace", "hop", ipc.HopParentRead, "record", ipc.KindFrame.String(), "frame", f.Command, "destination", dest, "message-id", id, "from_child_pid", from.pid)
+	}
 	if strings.HasPrefix(dest, child.QueuePrefix) {
 		b.queues.publish(from, id, dest, f)
 		return
 	}
 	subs := b.topics[dest]
 	if len(subs) == 0 {
+		if b.cfg.Trace {
+			b.log.Info("trace", "hop", ipc.HopTopicRoute, "destination", dest, "message-id", id, "to_children", 0, "note", "no subscriber: dropped")
+		}
 		return // a topic message nobody listens to is gone, as in every broker
 	}
 	enc := encodeMessage(nil, dest, id, f, false, 0)
 	rec := ipc.AppendMessage(nil, ipc.KindDeliver, dest, id, enc)
 	for c := range subs {
 		if b.cfg.Trace {
-			b.log.Info("trace: parent routes topic message", "hop", "4 parent routing → child outbox", "destination", dest, "message-id", id, "child_pid", c.pid)
+			b.log.Info("trace", "hop", ipc.HopTopicRoute, "record", ipc.KindDeliver.String(), "destination", dest, "message-id", id, "to_child_pid", c.pid)
 		}
 		c.messagesOut++
 		b.send(c, rec)
