@@ -6,9 +6,11 @@
 // record that the next start (or `stomp-broker ipc-clean`) sweeps, and a private IPC
 // namespace that the kernel destroys together with the broker's last process.
 //
-// It sits beside the ipc package on the queue path: the parent publishes an OFFER
-// over the socketpairs, the children race here for the token, and the winner's CLAIM
-// goes back over its socketpair. Topics never touch this package.
+// It sits beside the ipc package on the queue path, at hops 4 to 6 of
+// docs/ARCHITECTURE.md: the parent arms a slot and sends an OFFER over the
+// socketpairs, the children race here for the token, the winner's CLAIM goes back
+// over its socketpair, and the parent's GRANT disarms the slot. Topics never touch
+// this package.
 //
 // # Layout of a set
 //
@@ -25,8 +27,9 @@
 //
 // # The slot protocol
 //
-//  1. The parent arms a free slot for each message it offers ([Set.Arm], SETVAL 1) and
-//     broadcasts OFFER slot/generation/message-id to the subscribed children.
+//  1. The parent arms a free slot for each offer ([Set.Arm], SETVAL 1) and sends
+//     OFFER slot/generation/message-id to the subscribed children with credit. (An
+//     offer may stand for a batch of messages of one queue; the token is still one.)
 //  2. Children with credit race [Set.TryTake] (semop -1 with IPC_NOWAIT|SEM_UNDO).
 //     Exactly one wins; the losers get EAGAIN and drop the offer. SEM_UNDO hands the
 //     token back if the winner dies before the parent hears from it.
@@ -34,8 +37,12 @@
 //     only a contention filter: the parent's ledger is the single source of truth and
 //     grants or denies the claim (a slow child may have taken a newer offer's token
 //     from a reused slot).
-//  4. On ACK the parent commits with [Set.Disarm] (SETVAL 0), which also erases the
-//     winner's undo record, so the winner exiting later cannot resurrect the token.
+//  4. When it GRANTs the claim the parent commits with [Set.Disarm] (SETVAL 0), which
+//     also erases the winner's undo record, so the winner exiting later cannot
+//     resurrect the token, and frees the slot for the next offer. From then on only
+//     the ledger knows who holds the message: if the winner dies before its client's
+//     ACK, the parent requeues the message when it sees the child's socketpair close,
+//     and the semaphore plays no part.
 //
 // Slots are armed and recycled only with SETVAL, never with semop(+1): a +1 leaves
 // the previous winner's undo record in place, and when that winner exits the kernel
