@@ -1,0 +1,51 @@
+// Package parent is the broker's parent process: it accepts clients, starts one
+// child process per client, and is the hub every message passes through on its way
+// from the producer's child to the consumers' children. It never reads from or
+// writes to a client socket after handing it over: it talks only to its children,
+// over one SOCK_SEQPACKET socketpair each (package ipc).
+//
+// # Where it sits in the data path
+//
+//	client → [producer's child] → ipc → [parent] → ipc → [consumer's child] → client
+//
+// The parent is the middle box. docs/ARCHITECTURE.md follows a message through
+// numbered hops; the parent's are:
+//
+//	3   ipc packet → parent event loop  readChild, handle, applyRecords, applyFrame,
+//	                                    publish (a SEND gets its message-id here)
+//	4   topic routing → DELIVER         publish: the children subscribed to the
+//	                                    destination (the topics index)
+//	4   ledger arms slot → OFFER        ledger.publish, pump, arm, offer
+//	6   CLAIM → ledger GRANT or DENY    ledger.claim, grant
+//	10  ACK → ledger settles            ledger.settle
+//	R2  receipt: parent → SYNCED        applyRecords (after the store's commit for
+//	                                    persistent messages)
+//
+// Run the broker with --trace to see each of them logged with the parent's pid.
+//
+// # Goroutines
+//
+//   - one accept loop per listener (broker.go acceptLoop): admission limits, then
+//     spawn (spawn.go), which re-executes /proc/self/exe with the client socket as
+//     fd 3 and the child's end of a fresh socketpair as fd 4, then closes its own
+//     copies;
+//   - the event loop (Broker.Serve, Broker.handle): the only goroutine that reads or
+//     changes broker state;
+//   - per child, a reader (Broker.readChild) that turns packets into events, in
+//     order, and reports the child's death only after everything it wrote;
+//   - per child, a writer (outbox.run) that drains the child's bounded outbox, so
+//     the event loop never blocks on a slow child.
+//
+// Everything else (store calls, control requests, reloads) reaches the event loop
+// as an event too. See the Ownership section of [Broker].
+//
+// # Files
+//
+//   - broker.go: configuration, the event loop, accept, child death, shutdown
+//   - spawn.go, childproc.go: starting a child; the parent's view of one
+//   - outbox.go: the bounded per-child queue and its writer
+//   - records.go: applying a child's records; topic routing
+//   - ledger.go: queue messages, offers, claims, grants, acks, redelivery
+//   - durable.go, jobs.go, storehooks.go: persistent messages and job headers
+//   - limits.go: admission limits; control.go, metrics.go, queuestats.go: operators
+package parent
