@@ -155,7 +155,7 @@ func (cfg *config) reload(log *slog.Logger) (parent.Settings, slog.Level, error)
 	}
 	for _, f := range serveFlags() {
 		name := f.Names()[0]
-		if live[name] || name == flagConfig {
+		if live[name] || cfg.fixed[name] || name == flagConfig {
 			continue
 		}
 		if was, now := cfg.start.Value(name), next.Value(name); !reflect.DeepEqual(was, now) {
@@ -189,7 +189,10 @@ func levelOf(c *cli.Context) slog.Level {
 
 // showValue formats a flag value for a log line.
 func showValue(v any) string {
-	if s, ok := v.(*cli.StringSlice); ok {
+	switch s := v.(type) {
+	case *cli.StringSlice:
+		return strings.Join(s.Value(), ",")
+	case cli.StringSlice:
 		return strings.Join(s.Value(), ",")
 	}
 	return fmt.Sprint(v)
