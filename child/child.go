@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stomp-broker/stomp-broker/internal/logging"
+	"github.com/stomp-broker/stomp-broker/internal/profiling"
 	"github.com/stomp-broker/stomp-broker/ipc"
 	"github.com/stomp-broker/stomp-broker/semaphore"
 )
@@ -103,6 +104,7 @@ func Run() int {
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
 
+	defer profiling.Start("child")()
 	s := newSession(cfg, log, client, parent, sem, term)
 	s.run()
 	return 0

@@ -47,6 +47,12 @@ type session struct {
 
 	txs map[string][]txOp
 
+	// raced[slot] is the latest offer generation this child raced for in
+	// that slot. The parent shows a child the current offers again when
+	// its credit comes back; one it already raced for (and won or lost)
+	// is skipped without a system call.
+	raced []uint64
+
 	receipts        map[uint64]string // sync token → receipt id to send when SYNCED arrives
 	nextToken       uint64
 	disconnectToken uint64 // SYNCED for this token ends the session (0 = none)
@@ -111,6 +117,7 @@ func newSession(cfg Config, log *slog.Logger, client net.Conn, parent *ipc.Conn,
 		unacked:   map[string]*subscription{},
 		txs:       map[string][]txOp{},
 		receipts:  map[uint64]string{},
+		raced:     make([]uint64, cfg.Slots+1),
 	}
 }
 
@@ -361,15 +368,15 @@ func (s *session) handleRecord(k ipc.Kind, body []byte) error {
 		}
 		s.onGrant(key, msgID, enc)
 	case ipc.KindDeny:
-		key, msgID, err := ipc.DecodeDeny(body)
+		key, msgID, n, err := ipc.DecodeDenyCount(body)
 		if err != nil {
 			return err
 		}
 		if s.cfg.Trace {
-			s.log.Info("trace", "pid", os.Getpid(), "hop", ipc.HopChildRead, "record", k.String(), "message-id", msgID)
+			s.log.Info("trace", "pid", os.Getpid(), "hop", ipc.HopChildRead, "record", k.String(), "message-id", msgID, "messages", n)
 		}
-		if sub := s.subsByKey[key]; sub != nil && sub.inflight > 0 {
-			sub.inflight--
+		if sub := s.subsByKey[key]; sub != nil {
+			sub.inflight = max(0, sub.inflight-n)
 		}
 	case ipc.KindSynced:
 		token, flags, err := ipc.DecodeSynced(body)
@@ -405,10 +412,16 @@ func (s *session) handleRecord(k ipc.Kind, body []byte) error {
 	return nil
 }
 
-// onOffer races for a queue message if a subscription to its queue has
-// credit. Winning the semaphore is not delivering: the claim goes to the
-// parent, whose ledger grants or denies it.
+// onOffer races for an offered batch of queue messages if a subscription
+// to its queue has credit, and claims as many of them as that
+// subscription can take. Winning the semaphore is not delivering: the
+// claim goes to the parent, whose ledger grants or denies it.
 func (s *session) onOffer(o ipc.Offer) {
+	if o.Slot >= 0 && o.Slot < len(s.raced) {
+		if o.Gen <= s.raced[o.Slot] {
+			return // raced for this one already
+		}
+	}
 	var best *subscription
 	for _, sub := range s.byDest[o.Destination] {
 		if sub.queue && sub.inflight < sub.prefetch && (best == nil || sub.prefetch-sub.inflight > best.prefetch-best.inflight) {
@@ -418,6 +431,9 @@ func (s *session) onOffer(o ipc.Offer) {
 	if best == nil {
 		return // no credit: the parent offers again when an ACK frees some
 	}
+	if o.Slot >= 0 && o.Slot < len(s.raced) {
+		s.raced[o.Slot] = o.Gen
+	}
 	won, err := s.sem.TryTake(o.Slot)
 	if err != nil {
 		s.log.Error("semaphore failed", "err", err)
@@ -425,13 +441,14 @@ func (s *session) onOffer(o ipc.Offer) {
 		return
 	}
 	if s.cfg.Trace {
-		s.log.Info("trace", "pid", os.Getpid(), "hop", ipc.HopRace, "record", ipc.KindOffer.String(), "destination", o.Destination, "message-id", o.MessageID, "slot", o.Slot, "gen", o.Gen, "won", won)
+		s.log.Info("trace", "pid", os.Getpid(), "hop", ipc.HopRace, "record", ipc.KindOffer.String(), "destination", o.Destination, "message-id", o.MessageID, "messages", o.Count, "slot", o.Slot, "gen", o.Gen, "won", won)
 	}
 	if !won {
 		return
 	}
-	best.inflight++
-	s.toParent = ipc.AppendClaim(s.toParent, ipc.Claim{Slot: o.Slot, Gen: o.Gen, SubID: best.key, MessageID: o.MessageID})
+	n := min(o.Count, best.prefetch-best.inflight)
+	best.inflight += n
+	s.toParent = ipc.AppendClaim(s.toParent, ipc.Claim{Slot: o.Slot, Gen: o.Gen, SubID: best.key, MessageID: o.MessageID, Count: n})
 }
 
 // onGrant delivers a queue message the parent granted to this child.

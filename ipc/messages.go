@@ -6,13 +6,15 @@ import (
 )
 
 // Claim is the body of a KindClaim record: a child won slot's token while
-// it was offered at generation Gen for message MessageID, and wants to
-// deliver it to its subscription SubID.
+// it was offered at generation Gen (the batch whose first message is
+// MessageID), and wants to deliver the first Count messages of that batch
+// to its subscription SubID. Count 0 means the whole batch.
 type Claim struct {
 	Slot      int
 	Gen       uint64
 	SubID     string
 	MessageID string
+	Count     int
 }
 
 // AppendClaim appends a KindClaim record.
@@ -22,26 +24,31 @@ func AppendClaim(dst []byte, c Claim) []byte {
 	dst = AppendUint(dst, c.Gen)
 	dst = AppendString(dst, c.SubID)
 	dst = AppendString(dst, c.MessageID)
+	dst = AppendUint(dst, uint64(c.Count))
 	return FinishRecord(dst, mark)
 }
 
 // DecodeClaim decodes a KindClaim body.
 func DecodeClaim(body []byte) (Claim, error) {
 	r := NewBodyReader(body)
-	c := Claim{Slot: int(r.Uint()), Gen: r.Uint(), SubID: r.String(), MessageID: r.String()}
+	c := Claim{Slot: int(r.Uint()), Gen: r.Uint(), SubID: r.String(), MessageID: r.String(), Count: r.Int()}
 	if err := r.Done(); err != nil {
 		return Claim{}, fmt.Errorf("claim: %w", err)
 	}
 	return c, nil
 }
 
-// Offer is the body of a KindOffer record: message MessageID of queue
-// Destination sits in semaphore slot Slot, armed at generation Gen.
+// Offer is the body of a KindOffer record: a batch of Count messages of
+// queue Destination, the first of which is MessageID, sits in semaphore
+// slot Slot, armed at generation Gen. One token stands for the whole batch:
+// its winner may claim up to Count of them with one CLAIM. (Count 0 in a
+// decoded record from an older encoder means 1.)
 type Offer struct {
 	Slot        int
 	Gen         uint64
 	Destination string
 	MessageID   string
+	Count       int
 }
 
 // AppendOffer appends a KindOffer record.
@@ -51,16 +58,18 @@ func AppendOffer(dst []byte, o Offer) []byte {
 	dst = AppendUint(dst, o.Gen)
 	dst = AppendString(dst, o.Destination)
 	dst = AppendString(dst, o.MessageID)
+	dst = AppendUint(dst, uint64(max(o.Count, 1)))
 	return FinishRecord(dst, mark)
 }
 
 // DecodeOffer decodes a KindOffer body.
 func DecodeOffer(body []byte) (Offer, error) {
 	r := NewBodyReader(body)
-	o := Offer{Slot: int(r.Uint()), Gen: r.Uint(), Destination: r.String(), MessageID: r.String()}
+	o := Offer{Slot: int(r.Uint()), Gen: r.Uint(), Destination: r.String(), MessageID: r.String(), Count: r.Int()}
 	if err := r.Done(); err != nil {
 		return Offer{}, fmt.Errorf("offer: %w", err)
 	}
+	o.Count = max(o.Count, 1)
 	return o, nil
 }
 
@@ -88,32 +97,46 @@ func DecodeMessage(body []byte) (key, messageID string, encodedFrame []byte, err
 	return key, messageID, encodedFrame, nil
 }
 
-// AppendDeny appends a KindDeny record (also used for KindRevoke, which
-// has the same body).
-func AppendDeny(dst []byte, subID, messageID string) []byte {
-	return appendSubMessage(dst, KindDeny, subID, messageID)
+// AppendDeny appends a KindDeny record: count messages the child claimed
+// for its subscription subID (the claim named messageID) will not come.
+// A claim that lost gets one DENY for all it asked; a claim that won gets
+// a GRANT per message granted and, if that is fewer than it asked for, a
+// DENY for the rest.
+func AppendDeny(dst []byte, subID, messageID string, count int) []byte {
+	dst, mark := BeginRecord(dst, KindDeny)
+	dst = AppendString(dst, subID)
+	dst = AppendString(dst, messageID)
+	dst = AppendUint(dst, uint64(max(count, 1)))
+	return FinishRecord(dst, mark)
 }
 
 // AppendRevoke appends a KindRevoke record.
 func AppendRevoke(dst []byte, subID, messageID string) []byte {
-	return appendSubMessage(dst, KindRevoke, subID, messageID)
-}
-
-func appendSubMessage(dst []byte, k Kind, subID, messageID string) []byte {
-	dst, mark := BeginRecord(dst, k)
+	dst, mark := BeginRecord(dst, KindRevoke)
 	dst = AppendString(dst, subID)
 	dst = AppendString(dst, messageID)
 	return FinishRecord(dst, mark)
 }
 
-// DecodeDeny decodes a KindDeny or KindRevoke body.
+// DecodeDeny decodes a KindDeny or KindRevoke body, without a DENY's count.
 func DecodeDeny(body []byte) (subID, messageID string, err error) {
+	subID, messageID, _, err = DecodeDenyCount(body)
+	return subID, messageID, err
+}
+
+// DecodeDenyCount decodes a KindDeny or KindRevoke body; count is the
+// DENY's count of messages that will not come (1 for a REVOKE).
+func DecodeDenyCount(body []byte) (subID, messageID string, count int, err error) {
 	r := NewBodyReader(body)
 	subID, messageID = r.String(), r.String()
-	if err := r.Done(); err != nil {
-		return "", "", fmt.Errorf("deny: %w", err)
+	count = 1
+	if r.Err() == nil && len(r.b) > 0 {
+		count = max(r.Int(), 1)
 	}
-	return subID, messageID, nil
+	if err := r.Done(); err != nil {
+		return "", "", 0, fmt.Errorf("deny: %w", err)
+	}
+	return subID, messageID, count, nil
 }
 
 // SyncedCoalesced is a KindSynced flag: the last SEND before the SYNC was

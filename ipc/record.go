@@ -145,6 +145,19 @@ func (r *BodyReader) Uint() uint64 {
 	return v
 }
 
+// Int reads a uvarint that must fit a non-negative int (a count or an
+// index); a larger one is a decoding error.
+func (r *BodyReader) Int() int {
+	v := r.Uint()
+	if v > 1<<31-1 {
+		if r.err == nil {
+			r.err = fmt.Errorf("%w: number out of range", ErrMalformed)
+		}
+		return 0
+	}
+	return int(v)
+}
+
 // String reads a length-prefixed string (copied, so it outlives the body).
 func (r *BodyReader) String() string {
 	n := r.Uint()

@@ -59,12 +59,38 @@ type ledger struct {
 	leased map[*qmsg]bool
 	// now is the clock (tests replace it).
 	now func() time.Time
+	// toPump and toReoffer are deferred work: while the event loop
+	// applies one batch of records from a child it only notes which
+	// queues need offers and which children need to see the current
+	// offers again; flush does it once at the end of the batch, so a
+	// batch of 100 SENDs or ACKs costs one offer of many messages instead
+	// of 100 offers of one.
+	toPump    []*queue
+	toReoffer []reoffer
+	// epoch counts flushes; a slot armed in the current epoch was offered
+	// after whatever gave a child its credit back, so it needs no re-offer.
+	epoch uint64
+	// enc and rec are scratch buffers for encoding GRANTs (b.send copies).
+	enc, rec []byte
+	// offerTo is a scratch list of the children an offer goes to.
+	offerTo []*childProc
 
 	durable *durable // nil without a durable store
 	// lastSend is what happened to the SEND a child sent most recently, for
 	// the flag on the RECEIPT that may follow it.
 	lastCoalesced map[*childProc]bool
 }
+
+// reoffer is a child that should be shown q's current offers again.
+type reoffer struct {
+	c *childProc
+	q *queue
+}
+
+// maxOfferBatch bounds how many messages one offer (one semaphore token)
+// carries. Batching is what makes the semaphore cheap: one SETVAL, one
+// winning semop and one CLAIM move up to this many messages.
+const maxOfferBatch = 64
 
 type msgState int
 
@@ -84,7 +110,7 @@ type qmsg struct {
 	size       int64
 	deliveries int // deliveries so far; more than one means redelivered
 	state      msgState
-	slot       int // while offered
+	slot       int // while offered (its batch is slots[slot].msgs)
 	owner      *childProc
 	sub        *subscription // while granted
 	job        jobSpec
@@ -95,11 +121,14 @@ type qmsg struct {
 	storeID    int64      // durable messages: the store's id; 0 for memory-only ones
 }
 
-// slot is one semaphore of the set, as the ledger sees it.
+// slot is one semaphore of the set, as the ledger sees it. Its token
+// stands for a batch of messages of one queue, in queue order: whoever wins
+// the token may claim the batch (or its first few messages).
 type slot struct {
-	gen       uint64 // bumped on every arm, so stale claims are recognised
-	msg       *qmsg  // nil when free
-	offeredAt time.Time
+	gen        uint64  // bumped on every arm, so stale claims are recognised
+	msgs       []*qmsg // the batch on offer; empty when the slot is free
+	offeredAt  time.Time
+	armedEpoch uint64 // ledger.epoch when it was last armed
 }
 
 // queue is one /queue/ destination.
@@ -108,7 +137,8 @@ type queue struct {
 	count   int // messages of this queue in the ledger, in any state
 	ready   deque
 	delayed delayHeap
-	offered map[int]bool // slots currently offering a message of this queue
+	offered map[*qmsg]int // messages on offer → their slot
+	slots   map[int]bool  // slots currently offering messages of this queue
 	subs    map[*subscription]*childProc
 	uniq    map[string]*qmsg // pending messages by uniqkey
 	// durable-store bookkeeping (durable.go)
@@ -136,7 +166,7 @@ func newLedger(b *Broker, sem slotSemaphores, maxBytes int64) *ledger {
 func (l *ledger) queue(name string) *queue {
 	q := l.queues[name]
 	if q == nil {
-		q = &queue{name: name, offered: map[int]bool{}, subs: map[*subscription]*childProc{}, uniq: map[string]*qmsg{}}
+		q = &queue{name: name, offered: map[*qmsg]int{}, slots: map[int]bool{}, subs: map[*subscription]*childProc{}, uniq: map[string]*qmsg{}}
 		l.queues[name] = q
 	}
 	return q
@@ -188,7 +218,51 @@ func (l *ledger) publish(from *childProc, id, dest string, f *frame.Frame) {
 		return
 	}
 	q.ready.pushBack(m)
-	l.pump(q)
+	l.pumpLater(q)
+}
+
+// pumpLater notes that q may have messages to offer; flush offers them.
+func (l *ledger) pumpLater(q *queue) {
+	for _, p := range l.toPump {
+		if p == q {
+			return
+		}
+	}
+	l.toPump = append(l.toPump, q)
+}
+
+// reofferLater notes that c should see q's current offers again (it got
+// credit back and may have dropped them when it had none); flush sends them.
+func (l *ledger) reofferLater(c *childProc, q *queue) {
+	for _, r := range l.toReoffer {
+		if r.c == c && r.q == q {
+			return
+		}
+	}
+	l.toReoffer = append(l.toReoffer, reoffer{c, q})
+}
+
+// flush does the work deferred while a batch of records was applied: first
+// the re-offers of existing offers, then new offers. The event loop calls
+// it after each batch (applyRecords).
+func (l *ledger) flush() {
+	for i, r := range l.toReoffer {
+		if !r.c.gone {
+			for n := range r.q.slots {
+				if l.slots[n].armedEpoch != l.epoch {
+					l.offer(n, r.c)
+				}
+			}
+		}
+		l.toReoffer[i] = reoffer{}
+	}
+	l.toReoffer = l.toReoffer[:0]
+	for i := 0; i < len(l.toPump); i++ { // pump may add queues (DLQ)
+		l.pump(l.toPump[i])
+		l.toPump[i] = nil
+	}
+	l.toPump = l.toPump[:0]
+	l.epoch++
 }
 
 // add enters m into the ledger's books.
@@ -234,28 +308,56 @@ func (l *ledger) afterPending(c *childProc, fn func(coalesced bool)) {
 
 // credit is how many more messages the consumers of q could take.
 func (q *queue) credit() int {
-	n := 0
+	total, _ := q.creditStats()
+	return total
+}
+
+// creditStats returns the credit of all consumers of q together, and the
+// largest credit of one of them (what one winner of an offer can take).
+func (q *queue) creditStats() (total, best int) {
 	for sub := range q.subs {
-		n += max(0, sub.prefetch-sub.inflight)
+		c := max(0, sub.prefetch-sub.inflight)
+		total += c
+		best = max(best, c)
 	}
-	return n
+	return total, best
 }
 
 // pump offers ready messages of q while its consumers have more credit than
 // messages already on offer, and slots are free; with a durable store it
 // also asks the store for more when the consumers could take them.
+//
+// Each offer is a batch: as many ready messages as one consumer could take
+// (at most maxOfferBatch), and no more than the credit left, so no more
+// messages are on offer than the consumers together could hold.
 func (l *ledger) pump(q *queue) {
-	for q.ready.len() > 0 && len(q.offered) < q.credit() {
+	for q.ready.len() > 0 {
+		total, best := q.creditStats()
+		room := total - len(q.offered)
+		if room <= 0 {
+			break
+		}
 		if len(l.free) == 0 {
 			l.hungry[q] = true
 			return
 		}
 		n := l.free[len(l.free)-1]
 		l.free = l.free[:len(l.free)-1]
-		m := q.ready.popFront()
-		m.state, m.slot = stateOffered, n
-		l.slots[n].msg = m
-		q.offered[n] = true
+		k := min(q.ready.len(), room, best, maxOfferBatch)
+		batch := l.slots[n].msgs[:0]
+		for len(batch) < k {
+			m := q.ready.popFront()
+			m.state, m.slot = stateOffered, n
+			q.offered[m] = n
+			batch = append(batch, m)
+			// A message taken back from a consumer that sat on it is
+			// offered alone, so that consumer can be left out.
+			if m.avoid != nil || (q.ready.len() > 0 && q.ready.front().avoid != nil) {
+				break
+			}
+		}
+		l.slots[n].msgs = batch
+		q.slots[n] = true
 		l.arm(n)
 	}
 	delete(l.hungry, q)
@@ -271,6 +373,7 @@ func (l *ledger) arm(n int) {
 	s := &l.slots[n]
 	s.gen++
 	s.offeredAt = l.now()
+	s.armedEpoch = l.epoch
 	if err := l.sem.Arm(n); err != nil {
 		l.semFailed(err)
 		return
@@ -282,43 +385,76 @@ func (l *ledger) arm(n int) {
 // credit, or to only one child if to is not nil.
 func (l *ledger) offer(n int, to *childProc) {
 	s := &l.slots[n]
-	m := s.msg
-	rec := ipc.AppendOffer(nil, ipc.Offer{Slot: n, Gen: s.gen, Destination: m.q.name, MessageID: m.id})
-	eligible := map[*childProc]bool{}
+	if len(s.msgs) == 0 {
+		return
+	}
+	m := s.msgs[0]
+	eligible := l.offerTo[:0]
 	for sub, c := range m.q.subs {
-		if (to == nil || c == to) && sub.inflight < sub.prefetch {
-			eligible[c] = true
+		if (to == nil || c == to) && sub.inflight < sub.prefetch && !containsChild(eligible, c) {
+			eligible = append(eligible, c)
 		}
 	}
 	// A message taken back from a consumer that sat on it past its
 	// ack-timeout goes to someone else if anyone else can take it.
-	if m.avoid != nil && eligible[m.avoid] && (len(eligible) > 1 || m.q.otherConsumer(m.avoid)) {
-		delete(eligible, m.avoid)
+	if m.avoid != nil && containsChild(eligible, m.avoid) && (len(eligible) > 1 || m.q.otherConsumer(m.avoid)) {
+		for i, c := range eligible {
+			if c == m.avoid {
+				eligible = append(eligible[:i], eligible[i+1:]...)
+				break
+			}
+		}
 	}
-	for c := range eligible {
+	l.offerTo = eligible
+	if len(eligible) == 0 {
+		return
+	}
+	rec := ipc.AppendOffer(l.rec[:0], ipc.Offer{Slot: n, Gen: s.gen, Destination: m.q.name, MessageID: m.id, Count: len(s.msgs)})
+	l.rec = rec
+	for i, c := range eligible {
 		if l.b.cfg.Trace {
-			l.b.log.Info("trace", "hop", ipc.HopQueueOffer, "record", ipc.KindOffer.String(), "destination", m.q.name, "message-id", m.id, "slot", n, "gen", s.gen, "to_child_pid", c.pid)
+			l.b.log.Info("trace", "hop", ipc.HopQueueOffer, "record", ipc.KindOffer.String(), "destination", m.q.name, "message-id", m.id, "messages", len(s.msgs), "slot", n, "gen", s.gen, "to_child_pid", c.pid)
 		}
 		l.b.send(c, rec)
+		eligible[i] = nil
 	}
 }
 
-// claim answers a child that won slot cl.Slot's token: GRANT if the slot
-// still offers the message the child saw, at the generation it saw, and
-// the subscription still exists; DENY otherwise.
+func containsChild(cs []*childProc, c *childProc) bool {
+	for _, x := range cs {
+		if x == c {
+			return true
+		}
+	}
+	return false
+}
+
+// claim answers a child that won slot cl.Slot's token: GRANTs if the slot
+// still offers the batch the child saw, at the generation it saw, and the
+// subscription still exists; one DENY for the whole claim otherwise.
 func (l *ledger) claim(c *childProc, cl ipc.Claim) {
 	sub := c.subs[cl.SubID]
 	if cl.Slot >= 1 && cl.Slot < len(l.slots) {
 		s := &l.slots[cl.Slot]
-		m := s.msg
+		var m *qmsg
+		if len(s.msgs) > 0 {
+			m = s.msgs[0]
+		}
+		want := cl.Count
+		if want <= 0 || want > len(s.msgs) {
+			want = len(s.msgs)
+		}
 		if m != nil && s.gen == cl.Gen && m.id == cl.MessageID && sub != nil && sub.queue && sub.dest == m.q.name {
-			l.grant(c, sub, cl.Slot)
+			l.grant(c, sub, cl.Slot, want)
 			return
 		}
 		if l.b.cfg.Trace {
 			l.b.log.Info("trace", "hop", ipc.HopGrant, "record", ipc.KindDeny.String(), "message-id", cl.MessageID, "slot", cl.Slot, "gen", cl.Gen, "to_child_pid", c.pid, "reason", "stale claim: the slot was re-armed or its offer is gone")
 		}
-		l.b.send(c, ipc.AppendDeny(nil, cl.SubID, cl.MessageID))
+		l.b.send(c, ipc.AppendDeny(nil, cl.SubID, cl.MessageID, claimCount(cl)))
+		if sub != nil && sub.queue {
+			l.reofferLater(c, l.queue(sub.dest)) // its credit is back
+		}
 		// A stale claimer took whatever token the slot held when it
 		// raced: possibly the token of the message offered there now
 		// (the ABA case). If that token is gone, nobody can claim the
@@ -332,50 +468,76 @@ func (l *ledger) claim(c *childProc, cl ipc.Claim) {
 		}
 		return
 	}
-	l.b.send(c, ipc.AppendDeny(nil, cl.SubID, cl.MessageID))
+	l.b.send(c, ipc.AppendDeny(nil, cl.SubID, cl.MessageID, claimCount(cl)))
 }
 
-// grant hands the message in slot n to (c, sub) and frees the slot.
-// SETVAL 0 commits: it clears the winner's SEM_UNDO record, so its death
-// later cannot resurrect the token; from here on the ledger alone knows
-// who holds the message.
-func (l *ledger) grant(c *childProc, sub *subscription, n int) {
+// claimCount is how many messages the child counts on for claim cl (what a
+// DENY must give back): Count, or for Count 0 ("the whole batch") the size
+// of the batch it was offered, which the parent may no longer know; the
+// child resolves 0 itself and never sends it, so 1 is a safe answer.
+func claimCount(cl ipc.Claim) int { return max(cl.Count, 1) }
+
+// grant hands the first want messages of slot n's batch to (c, sub), at
+// most as many as sub has credit for, and frees the slot; the rest of the
+// batch goes back to the head of the queue, in order, and the child gets
+// a DENY for what it asked and will not get. SETVAL 0 commits: it clears
+// the winner's SEM_UNDO record, so its death later cannot resurrect the
+// token; from here on the ledger alone knows who holds the messages.
+func (l *ledger) grant(c *childProc, sub *subscription, n, want int) {
 	s := &l.slots[n]
-	m := s.msg
+	batch := s.msgs
+	q := batch[0].q
 	if err := l.sem.Disarm(n); err != nil {
 		l.semFailed(err)
 		return
 	}
-	s.msg = nil
-	delete(m.q.offered, n)
+	s.msgs = batch[:0]
+	delete(q.slots, n)
 	l.free = append(l.free, n)
-	m.state, m.owner, m.sub, m.avoid = stateGranted, c, sub, nil
-	if m.storeID == 0 {
-		m.deliveries++ // durable messages count deliveries in the store, per lease
+	take := min(want, max(0, sub.prefetch-sub.inflight))
+	for i, m := range batch {
+		delete(q.offered, m)
+		if i >= take {
+			continue
+		}
+		m.state, m.owner, m.sub, m.avoid = stateGranted, c, sub, nil
+		if m.storeID == 0 {
+			m.deliveries++ // durable messages count deliveries in the store, per lease
+		}
+		sub.inflight++
+		c.messagesOut++
+		if sub.clientAck && sub.ackTimeout > 0 {
+			m.ackBy = l.now().Add(sub.ackTimeout)
+			l.leased[m] = true
+		}
+		if l.b.cfg.Trace {
+			l.b.log.Info("trace", "hop", ipc.HopGrant, "record", ipc.KindGrant.String(), "destination", q.name, "message-id", m.id, "slot", n, "to_child_pid", c.pid, "deliveries", m.deliveries)
+		}
+		l.enc = encodeMessage(l.enc[:0], q.name, m.id, m.send, m.deliveries > 1, m.deliveries)
+		l.rec = ipc.AppendMessage(l.rec[:0], ipc.KindGrant, sub.key, m.id, l.enc)
+		l.b.send(c, l.rec)
 	}
-	sub.inflight++
-	c.messagesOut++
-	if sub.clientAck && sub.ackTimeout > 0 {
-		m.ackBy = l.now().Add(sub.ackTimeout)
-		l.leased[m] = true
+	// What was offered but not taken goes back to the front, in order, as
+	// if never offered (it was not delivered, so it is no redelivery).
+	for i := len(batch) - 1; i >= take; i-- {
+		m := batch[i]
+		m.state = stateReady
+		q.ready.pushFront(m)
 	}
-	if l.b.cfg.Trace {
-		l.b.log.Info("trace", "hop", ipc.HopGrant, "record", ipc.KindGrant.String(), "destination", m.q.name, "message-id", m.id, "slot", n, "to_child_pid", c.pid, "deliveries", m.deliveries)
+	if take < want {
+		l.b.send(c, ipc.AppendDeny(nil, sub.key, batch[0].id, want-take))
+		l.reofferLater(c, q)
 	}
-	enc := encodeMessage(nil, m.q.name, m.id, m.send, m.deliveries > 1, m.deliveries)
-	l.b.send(c, ipc.AppendMessage(nil, ipc.KindGrant, sub.key, m.id, enc))
-	l.slotFreed(m.q)
+	clear(batch) // the slot reuses the array; drop the pointers now
+	l.slotFreed(q)
 }
 
-// slotFreed pumps the queue that freed a slot, then any queue that was
-// waiting for one.
+// slotFreed pumps (later, see flush) the queue that freed a slot, then
+// any queue that was waiting for one.
 func (l *ledger) slotFreed(q *queue) {
-	l.pump(q)
+	l.pumpLater(q)
 	for h := range l.hungry {
-		if len(l.free) == 0 {
-			return
-		}
-		l.pump(h)
+		l.pumpLater(h)
 	}
 }
 
@@ -411,10 +573,8 @@ func (l *ledger) settle(c *childProc, id string, ack bool) {
 	}
 	// The child has credit again: show it what is on offer now (it may
 	// have dropped those offers when it had none), then offer more.
-	for n := range q.offered {
-		l.offer(n, c)
-	}
-	l.pump(q)
+	l.reofferLater(c, q)
+	l.pumpLater(q)
 }
 
 // failed handles a delivery that did not work out (NACK, consumer gone,
@@ -437,7 +597,7 @@ func (l *ledger) failed(m *qmsg, reason string) {
 		return
 	}
 	m.state = stateReady
-	m.q.ready.pushFront(m)
+	m.q.ready.pushFrontInOrder(m)
 }
 
 // deadLetter moves a memory message to its queue's dead-letter queue.
@@ -457,7 +617,7 @@ func (l *ledger) deadLetter(m *qmsg, reason string) {
 func (l *ledger) subscribe(c *childProc, sub *subscription) {
 	q := l.queue(sub.dest)
 	q.subs[sub] = c
-	for n := range q.offered {
+	for n := range q.slots {
 		l.offer(n, c)
 	}
 	l.pump(q)
@@ -509,7 +669,7 @@ func (l *ledger) childGone(c *childProc) {
 		l.durable.childGone(c)
 	}
 	for n := 1; n < len(l.slots); n++ {
-		if l.slots[n].msg == nil {
+		if len(l.slots[n].msgs) == 0 {
 			continue
 		}
 		if v, err := l.sem.Value(n); err == nil && v > 0 {
@@ -540,8 +700,8 @@ func (l *ledger) onTick(now time.Time) {
 	}
 	for n := 1; n < len(l.slots); n++ {
 		s := &l.slots[n]
-		if s.msg != nil && now.Sub(s.offeredAt) > 2*time.Second && s.msg.q.credit() > 0 {
-			l.b.log.Debug("re-arming an unclaimed offer", "slot", n, "message-id", s.msg.id)
+		if len(s.msgs) > 0 && now.Sub(s.offeredAt) > 2*time.Second && s.msgs[0].q.credit() > 0 {
+			l.b.log.Debug("re-arming an unclaimed offer", "slot", n, "message-id", s.msgs[0].id)
 			l.arm(n)
 		}
 	}
@@ -604,15 +764,34 @@ type deque struct {
 
 func (d *deque) len() int { return len(d.buf) - d.head }
 
+// front returns the first message without removing it; the deque must not be empty.
+func (d *deque) front() *qmsg { return d.buf[d.head] }
+
 func (d *deque) pushBack(m *qmsg) { d.buf = append(d.buf, m) }
 
 func (d *deque) pushFront(m *qmsg) {
-	if d.head > 0 {
-		d.head--
-		d.buf[d.head] = m
-		return
+	if d.head == 0 {
+		// Make room at the front for this and later requeues (a batch
+		// that was offered and not taken goes back one by one).
+		room := len(d.buf)/2 + 8
+		buf := make([]*qmsg, room+len(d.buf), room+cap(d.buf))
+		copy(buf[room:], d.buf)
+		d.buf, d.head = buf, room
 	}
-	d.buf = append([]*qmsg{m}, d.buf...)
+	d.head--
+	d.buf[d.head] = m
+}
+
+// pushFrontInOrder puts a requeued message at the front, behind the
+// requeued messages just before it that were published earlier: a
+// cumulative NACK requeues several messages in a row, and they must come
+// again in their original order. The walk is bounded; beyond it the
+// message simply goes first.
+func (d *deque) pushFrontInOrder(m *qmsg) {
+	d.pushFront(m)
+	for i := d.head; i+1 < len(d.buf) && i-d.head < 2*maxOfferBatch && d.buf[i+1].seq < m.seq; i++ {
+		d.buf[i], d.buf[i+1] = d.buf[i+1], d.buf[i]
+	}
 }
 
 func (d *deque) popFront() *qmsg {

@@ -16,7 +16,11 @@ import (
 // applyRecords applies one batch of records from a child, in order. An
 // error means the child broke the protocol (the caller kills it); the
 // parent itself is never harmed by what a child sends.
+//
+// Queue work that many records of one batch may ask for (offers after
+// SENDs and ACKs) is done once, after the whole batch (ledger.flush).
 func (b *Broker) applyRecords(c *childProc, batch []byte) error {
+	defer b.queues.flush()
 	for len(batch) > 0 {
 		k, body, rest, err := ipc.NextRecord(batch)
 		if err != nil {

@@ -68,6 +68,7 @@ func (b *Broker) spawn(conn net.Conn, tlsClient bool) (*childProc, error) {
 	if tz, ok := os.LookupEnv("TZ"); ok {
 		cmd.Env = append(cmd.Env, "TZ="+tz)
 	}
+	cmd.Env = append(cmd.Env, profileEnv()...)
 	cmd.ExtraFiles = []*os.File{clientFile, childEnd} // fd 3, fd 4
 	cmd.Stderr = b.cfg.ChildStderr
 	// Children stay in the parent's process group, but a terminal's ^C
