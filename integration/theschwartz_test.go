@@ -406,7 +406,11 @@ func TestTheSchwartzCompetingWorkers(t *testing.T) {
 		go func() { wg.Wait(); close(perlDone) }()
 
 		var stompJobs []int64
+		deadline := time.Now().Add(90 * time.Second)
 		for {
+			if time.Now().After(deadline) {
+				t.Fatalf("jobs not all worked within 90s (STOMP consumer did %d)", len(stompJobs))
+			}
 			f, err := r.Read(500 * time.Millisecond)
 			if err != nil {
 				select {
