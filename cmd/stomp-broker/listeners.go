@@ -66,11 +66,11 @@ func (ls *listeners) closeAll() {
 // plain client sockets if no socket has a known name (a socket unit
 // without FileDescriptorName=), and are closed otherwise. Without
 // activation, or with --listen, the broker binds --listen itself.
-func openListeners(c *cli.Context, log *slog.Logger, activated []systemd.NamedListener) (ls *listeners, err error) {
-	ls = &listeners{}
+func openListeners(c *cli.Context, log *slog.Logger, activated []systemd.NamedListener) (_ *listeners, err error) {
+	ls := &listeners{}
 	defer func() {
 		if err != nil {
-			ls.closeAll()
+			ls.closeAll() // whatever was opened before the failure
 		}
 	}()
 	known := false
