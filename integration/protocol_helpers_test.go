@@ -157,6 +157,10 @@ func (p *peer) expectError(msg, receiptID string) *frame.Frame {
 	if !strings.Contains(m, msg) {
 		p.t.Fatalf("%s: ERROR message %q does not contain %q", p.name, m, msg)
 	}
+	// SHOULD: a content-length (and type) on ERROR.
+	if cl := f.Header.Get(frame.ContentLength); cl != strconv.Itoa(len(f.Body)) {
+		p.t.Errorf("%s: ERROR content-length %q for a %d-byte body", p.name, cl, len(f.Body))
+	}
 	if got, ok := f.Header.Contains(frame.ReceiptId); got != receiptID || ok != (receiptID != "") {
 		p.t.Fatalf("%s: ERROR receipt-id is %q (present %v), want %q", p.name, got, ok, receiptID)
 	}
