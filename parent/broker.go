@@ -107,6 +107,9 @@ type Config struct {
 	Lease time.Duration
 	// Jobs are the defaults for job headers (max-redeliveries, backoff).
 	Jobs JobDefaults
+	// PersistAll stores every queue message durably, persistent:true or
+	// not (for stores such as TheSchwartz where every message is a job).
+	PersistAll bool
 }
 
 func (c *Config) setDefaults() {

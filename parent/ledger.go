@@ -200,7 +200,7 @@ func (l *ledger) publish(from *childProc, id, dest string, f *frame.Frame) {
 		l.b.tellToClose(from, "queue memory limit reached ("+strconv.FormatInt(l.maxBytes, 10)+" bytes): message to "+dest+" not accepted")
 		return
 	}
-	if job.persistent && l.durable != nil {
+	if (job.persistent || l.b.cfg.PersistAll) && l.durable != nil {
 		l.durable.put(from, dest, f, job, size)
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/url"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -31,16 +32,23 @@ func applyStoreFlags(c *cli.Context, log *slog.Logger, cfg *parent.Config) error
 		return usageError(flagStore, "%v", err)
 	}
 	cfg.Store = st
+	// TheSchwartz has no notion of a non-persistent job: every SEND to a
+	// queue becomes a job row that Perl workers can see.
+	cfg.PersistAll = strings.HasPrefix(spec, "theschwartz:")
 	log.Info("durable store open: persistent:true queue messages survive restarts", "store", redactDSN(spec))
 	return nil
 }
 
 // redactDSN hides a password in a postgres:// URL before it is logged.
 func redactDSN(spec string) string {
-	if u, err := url.Parse(spec); err == nil && u.User != nil {
+	scheme, rest := "", spec
+	if strings.HasPrefix(spec, "theschwartz:") {
+		scheme, rest = "theschwartz:", strings.TrimPrefix(spec, "theschwartz:")
+	}
+	if u, err := url.Parse(rest); err == nil && u.User != nil {
 		if _, has := u.User.Password(); has {
 			u.User = url.UserPassword(u.User.Username(), "xxx")
-			return u.String()
+			return scheme + u.String()
 		}
 	}
 	return spec
