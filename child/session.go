@@ -196,6 +196,11 @@ func (s *session) readClient(out chan<- clientEvent) {
 			// and CONNECT is version-agnostic, so switch now: the session
 			// loop cannot answer before this goroutine reads on.
 			r.SetVersion(negotiate(f.Header.Get(frame.AcceptVersion)))
+			// The CONNECT deadline is met; clear it before reading on, or
+			// a CONNECT that arrived just in time could still be followed
+			// by a false timeout. (The session loop sets the heart-beat
+			// deadline, if any, when it answers.)
+			_ = s.client.SetReadDeadline(time.Time{})
 		}
 		out <- clientEvent{f: f}
 	}

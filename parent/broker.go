@@ -522,7 +522,9 @@ func (b *Broker) refuse(conn net.Conn, message string, tlsClient bool) {
 			}
 			w = tc
 		}
-		f := frame.New(frame.ERROR, frame.Message, message)
+		f := frame.New(frame.ERROR, frame.Message, message, frame.ContentType, "text/plain")
+		f.Body = []byte(message + "\n")
+		f.Header.Add(frame.ContentLength, strconv.Itoa(len(f.Body)))
 		_, _ = w.Write(stompwire.AppendFrame(nil, f, stompwire.V12))
 		// Half-close and read what the client sent, so the kernel does
 		// not answer unread data with a reset that could discard the
@@ -705,7 +707,7 @@ func (b *Broker) drainStartedAfterStop() {
 // maxRecord bounds the size of one ipc record from a child: the largest
 // frame a client may send, plus room for the record header.
 func (b *Broker) maxRecord() int {
-	l := b.cfg.Child.Limits
+	l := b.cfg.Child.Limits.Relayed() // a forwarded frame is re-escaped for 1.2: lines may grow
 	return l.MaxBodyBytes + l.MaxHeaderLines*l.MaxHeaderLineBytes + 4096
 }
 

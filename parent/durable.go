@@ -279,7 +279,7 @@ func (d *durable) leased(name string, asked int, msgs []*store.Message, err erro
 
 // fromStore turns a leased store row into a ledger message.
 func (d *durable) fromStore(q *queue, sm *store.Message) (*qmsg, error) {
-	f, _, err := stompwire.Parse(append(append([]byte(nil), sm.Headers...), 0), stompwire.V12, stompwire.DefaultLimits())
+	f, _, err := stompwire.Parse(append(append([]byte(nil), sm.Headers...), 0), stompwire.V12, d.l.b.cfg.Child.Limits.Relayed())
 	if err != nil {
 		return nil, err
 	}

@@ -41,7 +41,9 @@ func (b *Broker) applyRecords(c *childProc, batch []byte) error {
 			c.info = info
 		case ipc.KindFrame:
 			c.framesIn++
-			f, _, err := stompwire.Parse(body, stompwire.V12, b.cfg.Child.Limits)
+			// Relayed limits: the child re-escaped the client's frame for
+			// STOMP 1.2, which can make a legal 1.0/1.1 header line longer.
+			f, _, err := stompwire.Parse(body, stompwire.V12, b.cfg.Child.Limits.Relayed())
 			if err != nil {
 				return fmt.Errorf("forwarded frame: %w", err)
 			}

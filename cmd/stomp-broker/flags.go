@@ -55,7 +55,7 @@ const (
 // responsive under a connection flood; README.md ("Operating") has the
 // measurements behind them.
 const (
-	defaultMaxClients      = 1000
+	defaultMaxClients      = 500
 	defaultMaxClientsPerIP = 100
 	defaultAcceptRate      = 200
 	defaultAcceptBurst     = 50
@@ -98,7 +98,7 @@ func serveFlags() []cli.Flag {
 		&cli.IntFlag{Name: flagMaxSubscriptions, Value: 1000, EnvVars: env("MAX_SUBSCRIPTIONS"), Usage: "most subscriptions per connection"},
 		&cli.DurationFlag{Name: flagConnectTimeout, Value: 10 * time.Second, EnvVars: env("CONNECT_TIMEOUT"), Usage: "how long a new client may take to send CONNECT"},
 		&cli.DurationFlag{Name: flagHeartBeat, Value: 10 * time.Second, EnvVars: env("HEART_BEAT"),
-			Usage: "heart-beat interval the broker offers and asks for (0 = none); silent clients are closed after twice the negotiated interval"},
+			Usage: "heart-beat interval the broker offers and asks for (0 = none); a silent client is closed after twice the negotiated interval plus 1s"},
 		&cli.IntFlag{Name: flagOutboxLimit, Value: 8 << 20, EnvVars: env("SLOW_CONSUMER_LIMIT"),
 			Usage: "`BYTES` of messages that may wait for one client before it is disconnected as a slow consumer"},
 		&cli.Int64Flag{Name: flagMaxQueueMemory, Value: 256 << 20, EnvVars: env("MAX_QUEUE_MEMORY"),
