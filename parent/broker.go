@@ -615,10 +615,14 @@ func (b *Broker) childGone(c *childProc, err error) {
 func (b *Broker) forgetChild(c *childProc) {
 	c.gone = true
 	delete(b.children, c.pid)
+	// First the offers the child may have won but not claimed (their
+	// tokens came back through SEM_UNDO), then what it held: re-offering
+	// in the other order would re-arm the fresh offers of its requeued
+	// messages a second time.
+	b.queues.childGone(c)
 	for _, sub := range c.subs {
 		b.removeSubscription(c, sub)
 	}
-	b.queues.childGone(c)
 }
 
 func exitDescription(c *childProc, err error) string {

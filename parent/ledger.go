@@ -657,9 +657,9 @@ func (l *ledger) requeueHeldBy(held func(*qmsg) bool, reason string) {
 	}
 }
 
-// childGone runs after every record of the dead child c was applied and
-// its subscriptions were removed (which requeued what it held). What is
-// left: offers it may have won but not claimed. SEM_UNDO returned such a
+// childGone runs after every record of the dead child c was applied, and
+// before its subscriptions are removed (which requeues what it held). It
+// deals with offers it may have won but not claimed. SEM_UNDO returned such a
 // token before the parent saw the child's EOF, so any offered slot whose
 // value is above zero is armed again and re-offered (the other children
 // dropped that offer when they lost the race).
