@@ -57,7 +57,7 @@ const (
 const (
 	defaultMaxClients      = 500
 	defaultMaxClientsPerIP = 100
-	defaultAcceptRate      = 200
+	defaultAcceptRate      = 100
 	defaultAcceptBurst     = 50
 )
 
