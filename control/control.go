@@ -84,14 +84,19 @@ type Client struct {
 type Queue struct {
 	// Name is the destination, "/queue/...".
 	Name string `json:"name"`
-	// Depth counts messages waiting for a consumer (not yet delivered).
+	// Depth counts messages waiting for a consumer: not yet delivered, in
+	// the broker's memory or (persistent ones) in the store and not leased.
 	Depth int `json:"depth"`
 	// Consumers counts the queue's subscriptions.
 	Consumers int `json:"consumers"`
 	// InFlight counts messages delivered and not yet acknowledged.
 	InFlight int `json:"in_flight"`
-	// DeadLettered counts messages moved from this queue to a dead-letter
-	// queue since the broker started.
+	// Stored counts the queue's persistent messages in the durable store,
+	// leased ones included (0 without --store).
+	Stored int `json:"stored"`
+	// DeadLettered counts the stored messages that were moved into this
+	// queue after using up their redeliveries: non-zero only for a
+	// dead-letter queue (/queue/DLQ.<name>), 0 without --store.
 	DeadLettered int `json:"dead_lettered"`
 }
 

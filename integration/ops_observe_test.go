@@ -118,8 +118,8 @@ func TestClientsAndQueuesCommands(t *testing.T) {
 	}
 
 	queues := runBroker(t, "", "queues", "--control-socket", sock)
-	if !regexp.MustCompile(`(?m)^QUEUE +DEPTH +CONSUMERS +IN-FLIGHT +DEAD-LETTERED$`).MatchString(queues) ||
-		!regexp.MustCompile(`(?m)^/queue/ops +0 +1 +5 +0$`).MatchString(queues) {
+	if !regexp.MustCompile(`(?m)^QUEUE +DEPTH +CONSUMERS +IN-FLIGHT +STORED +DEAD-LETTERED$`).MatchString(queues) ||
+		!regexp.MustCompile(`(?m)^/queue/ops +0 +1 +5 +0 +0$`).MatchString(queues) {
 		t.Errorf("queues table:\n%s", queues)
 	}
 	// Unsubscribing hands the five unacknowledged messages back to the queue.
@@ -275,5 +275,61 @@ func TestChildLogLinesCarryClientAddress(t *testing.T) {
 		if strings.Contains(line, "role=child") && !strings.Contains(line, "client=") {
 			t.Errorf("child log line without the client address: %s", line)
 		}
+	}
+}
+
+// TestQueuesWithDurableStore checks that `queues` and the queue gauges
+// count persistent messages still in the store, and the dead-letter queue,
+// and that store commits are timed.
+func TestQueuesWithDurableStore(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "control.sock")
+	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	b := brokertest.Start(t, "--store", "sqlite:"+filepath.Join(dir, "b.db"), "--control-socket", sock,
+		"--metrics-listen", addr, "--max-redeliveries", "0")
+	r := b.Raw(t)
+	r.Connect()
+	for i := 0; i < 4; i++ {
+		r.Send("SEND\ndestination:/queue/jobs\npersistent:true\nreceipt:p" + strconv.Itoa(i) + "\n\njob\x00")
+		r.Expect(frame.RECEIPT)
+	}
+	qs, err := control.Queues(sock, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(qs) != 1 || qs[0] != (control.Queue{Name: "/queue/jobs", Depth: 4, Stored: 4}) {
+		t.Fatalf("four stored jobs, no consumer: queues %+v", qs)
+	}
+
+	// A consumer takes one and NACKs it: with --max-redeliveries 0 it
+	// goes to the dead-letter queue at once.
+	r.Send("SUBSCRIBE\nid:1\ndestination:/queue/jobs\nack:client-individual\nprefetch-count:1\n\n\x00")
+	m := r.Expect(frame.MESSAGE)
+	r.Send("NACK\nid:" + m.Header.Get(frame.Ack) + "\nreceipt:n\n\n\x00")
+	r.Expect(frame.RECEIPT)
+	want := map[string]control.Queue{
+		"/queue/jobs":     {Name: "/queue/jobs", Consumers: 1, InFlight: 1, Depth: 2, Stored: 3},
+		"/queue/DLQ.jobs": {Name: "/queue/DLQ.jobs", Depth: 1, Stored: 1, DeadLettered: 1},
+	}
+	var got []control.Queue
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if got, err = control.Queues(sock, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		ok := len(got) == len(want)
+		for _, q := range got {
+			ok = ok && q == want[q.Name]
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a NACK: queues %+v, want %+v", got, want)
+		}
+	}
+	waitMetric(t, addr, `stomp_broker_queue_dead_lettered{queue="/queue/DLQ.jobs"}`, 1)
+	waitMetric(t, addr, `stomp_broker_queue_stored{queue="/queue/jobs"}`, 3)
+	if n := scrape(t, addr)["stomp_broker_store_commit_seconds_count"]; n < 1 {
+		t.Errorf("store commits timed: %v, want at least 1", n)
 	}
 }

@@ -184,8 +184,12 @@ type Broker struct {
 	queues   *ledger
 	nextMsg  uint64
 	stopping bool
-	// deadLettered counts messages given up on, by queue.
-	deadLettered map[string]int
+	// storeStats is the durable store's last Stats answer (for the queue
+	// gauges), refreshed every storeStatsEvery; statsPending is true while
+	// a refresh is under way.
+	storeStats   []store.QueueStats
+	statsPending bool
+	ticks        int
 	// fatalErr, once set, makes Serve shut down and return it.
 	fatalErr error
 	// asyncPending counts Broker.async calls whose result has not been
@@ -254,7 +258,6 @@ func New(cfg Config) (*Broker, error) {
 		childLogLevel: cfg.Child.LogLevel,
 		children:      map[int]*childProc{},
 		topics:        map[string]map[*childProc]int{},
-		deadLettered:  map[string]int{},
 		idPrefix:      strconv.FormatInt(time.Now().UnixNano(), 36),
 	}
 	b.admit = newAdmission(cfg.Limits, b.quit)
@@ -645,9 +648,7 @@ func (b *Broker) onTick() {
 		}
 	}
 	b.queues.onTick(now)
-	if b.metrics != nil {
-		b.metrics.refreshQueues(b.queueTable())
-	}
+	b.refreshQueueMetrics()
 }
 
 // tellToClose asks a child to send its client an ERROR with reason and

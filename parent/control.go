@@ -2,6 +2,7 @@ package parent
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -62,6 +63,18 @@ func (b *Broker) answerControl(conn net.Conn) {
 		}
 	case <-b.done:
 		resp.Error = "broker stopped"
+	}
+	if ev.request == control.RequestQueues && resp.Error == "" && b.cfg.Store != nil {
+		// The store is safe for concurrent use and may block, so it is
+		// asked here, not on the event loop.
+		ctx, cancel := context.WithTimeout(context.Background(), controlTimeout)
+		stats, err := b.cfg.Store.Stats(ctx)
+		cancel()
+		if err != nil {
+			resp = control.Response{Error: "store statistics: " + err.Error()}
+		} else {
+			resp.Queues = withStoreStats(resp.Queues, stats)
+		}
 	}
 	_ = json.NewEncoder(conn).Encode(resp)
 }

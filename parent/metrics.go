@@ -1,6 +1,7 @@
 package parent
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -42,6 +43,8 @@ type metrics struct {
 	queueDepth   *prometheus.GaugeVec
 	queueConsume *prometheus.GaugeVec
 	queueFlight  *prometheus.GaugeVec
+	queueStored  *prometheus.GaugeVec
+	queueDead    *prometheus.GaugeVec
 	storeCommit  prometheus.Histogram
 
 	dests  map[string]*destCounters // by destination; event loop only
@@ -84,6 +87,14 @@ func newMetrics(clients func() float64) *metrics {
 		queueFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "stomp_broker_queue_in_flight", Help: "Queue messages delivered and not yet acknowledged (refreshed every second).",
 		}, []string{"queue"}),
+		queueStored: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "stomp_broker_queue_stored",
+			Help: "Persistent queue messages in the durable store, leased ones included (refreshed every " + storeStatsEvery.String() + ").",
+		}, []string{"queue"}),
+		queueDead: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "stomp_broker_queue_dead_lettered",
+			Help: "Dead-lettered messages stored in a dead-letter queue (refreshed every " + storeStatsEvery.String() + ").",
+		}, []string{"queue"}),
 		storeCommit: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "stomp_broker_store_commit_seconds",
 			Help:    "Time to commit one batch of persistent messages to the store.",
@@ -97,7 +108,7 @@ func newMetrics(clients func() float64) *metrics {
 			Name: "stomp_broker_clients", Help: "Connected clients (live child processes).",
 		}, clients),
 		m.spawns, m.spawnErrors, m.refused, m.childCrashes, m.messagesIn, m.messagesOut,
-		m.queueDepth, m.queueConsume, m.queueFlight, m.storeCommit,
+		m.queueDepth, m.queueConsume, m.queueFlight, m.queueStored, m.queueDead, m.storeCommit,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -166,12 +177,14 @@ func (m *metrics) refreshQueues(qs []control.Queue) {
 		m.queueDepth.WithLabelValues(q.Name).Set(float64(q.Depth))
 		m.queueConsume.WithLabelValues(q.Name).Set(float64(q.Consumers))
 		m.queueFlight.WithLabelValues(q.Name).Set(float64(q.InFlight))
+		m.queueStored.WithLabelValues(q.Name).Set(float64(q.Stored))
+		m.queueDead.WithLabelValues(q.Name).Set(float64(q.DeadLettered))
 	}
 	for name := range m.queues {
 		if !seen[name] {
-			m.queueDepth.DeleteLabelValues(name)
-			m.queueConsume.DeleteLabelValues(name)
-			m.queueFlight.DeleteLabelValues(name)
+			for _, g := range []*prometheus.GaugeVec{m.queueDepth, m.queueConsume, m.queueFlight, m.queueStored, m.queueDead} {
+				g.DeleteLabelValues(name)
+			}
 		}
 	}
 	m.queues = seen
@@ -190,6 +203,40 @@ func (m *metrics) serve(l net.Listener, log func(msg string, args ...any)) *http
 		}
 	}()
 	return srv
+}
+
+// storeStatsEvery is how often the queue gauges ask the durable store for
+// its per-queue counts (a query over the whole store).
+const storeStatsEvery = 5 * time.Second
+
+// storeStatsTimeout bounds one such query.
+const storeStatsTimeout = 10 * time.Second
+
+// refreshQueueMetrics sets the queue gauges, once a second, from the
+// ledger and the store's last counts, and every storeStatsEvery starts a
+// new Stats query off the event loop (Broker.async). Event loop only.
+func (b *Broker) refreshQueueMetrics() {
+	if b.metrics == nil {
+		return
+	}
+	b.ticks++
+	if st := b.cfg.Store; st != nil && !b.statsPending && b.ticks%int(storeStatsEvery/time.Second) == 1 {
+		b.statsPending = true
+		b.async(func() func() {
+			ctx, cancel := context.WithTimeout(context.Background(), storeStatsTimeout)
+			defer cancel()
+			stats, err := st.Stats(ctx)
+			return func() {
+				b.statsPending = false
+				if err != nil {
+					b.log.Warn("store statistics for the queue metrics failed", "err", err)
+					return
+				}
+				b.storeStats = stats
+			}
+		})
+	}
+	b.metrics.refreshQueues(withStoreStats(b.queueTable(), b.storeStats))
 }
 
 // Event-loop hooks. Each is nil-safe, so the routing code calls them

@@ -95,15 +95,16 @@ func queuesCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "queues",
 		Usage: "list the queues of a running broker (over its control socket)",
-		Description: "One line per queue: messages waiting (DEPTH), subscriptions (CONSUMERS),\n" +
-			"messages delivered and not yet acknowledged (IN-FLIGHT), and messages moved to a\n" +
-			"dead-letter queue since the broker started (DEAD-LETTERED).",
+		Description: "One line per queue: messages waiting for a consumer (DEPTH), subscriptions\n" +
+			"(CONSUMERS), messages delivered and not yet acknowledged (IN-FLIGHT), persistent\n" +
+			"messages in the --store (STORED), and, for a dead-letter queue /queue/DLQ.<name>,\n" +
+			"the messages that used up their redeliveries (DEAD-LETTERED).",
 		Flags: controlFlags(),
 		Action: func(c *cli.Context) error {
 			return ask(c, control.RequestQueues, func(w io.Writer, r *control.Response) {
-				fmt.Fprintln(w, "QUEUE\tDEPTH\tCONSUMERS\tIN-FLIGHT\tDEAD-LETTERED")
+				fmt.Fprintln(w, "QUEUE\tDEPTH\tCONSUMERS\tIN-FLIGHT\tSTORED\tDEAD-LETTERED")
 				for _, q := range r.Queues {
-					fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\n", q.Name, q.Depth, q.Consumers, q.InFlight, q.DeadLettered)
+					fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\n", q.Name, q.Depth, q.Consumers, q.InFlight, q.Stored, q.DeadLettered)
 				}
 			})
 		},
