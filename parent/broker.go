@@ -155,8 +155,13 @@ func (c *Config) setDefaults() {
 // Everything below the "event loop state" line is owned by the goroutine
 // running Serve's event loop and touched by no other goroutine. Other
 // goroutines (one accept loop per listener, one reader and one writer per
-// child) communicate with it only through the events channel and the
-// children's outboxes. There are therefore no locks around broker state.
+// child, one per control-socket request) communicate with it only through
+// the events channel and the children's outboxes: a control request or a
+// Reload is an event that carries its reply channel. There are therefore
+// no locks around broker state. The two exceptions are shared on purpose
+// and have locks of their own: the admission counters (the accept loops
+// must decide before spawning, without a round trip through the loop) and
+// the children's log level (read by the accept loops when they spawn).
 type Broker struct {
 	cfg    Config
 	log    *slog.Logger
