@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -150,30 +151,39 @@ func TestNotifyLifecycle(t *testing.T) {
 // broker with LISTEN_FDS (and LISTEN_FDNAMES when given --fdname).
 func TestSocketActivation(t *testing.T) {
 	activate := brokertest.RequireTool(t, "systemd-socket-activate", "socket activation test")
+	cert, key, pool := selfSignedCert(t, t.TempDir())
+	tlsArgs := []string{"--tls-cert", cert, "--tls-key", key}
 	tests := []struct {
 		name    string
-		fdnames string   // --fdname, "" for none
-		args    []string // broker args
-		// which of the two activated ports must serve, and which must end
-		// up closed; listen is served instead when set.
+		fdnames string   // --fdname for the three sockets, "" for none
+		args    []string // more broker args
+		// Which of the three activated ports must serve plain STOMP, which
+		// TLS, which metrics (-1: none), and which must end up closed;
+		// --listen is served instead when listen is set.
 		serve, closed []int
+		tls, metrics  int
 		listen        bool
 	}{
-		{"named stomp and admin", "stomp:admin", nil, []int{0}, []int{1}, false},
-		{"both named stomp", "stomp:stomp", nil, []int{0, 1}, nil, false},
-		{"unnamed sockets all serve", "", nil, []int{0, 1}, nil, false},
-		{"--listen wins", "stomp:stomp", []string{"--listen"}, nil, []int{0, 1}, true},
+		{"named stomp and admin", "stomp:admin:admin", nil, []int{0}, []int{1, 2}, -1, -1, false},
+		{"all named stomp", "stomp:stomp:stomp", nil, []int{0, 1, 2}, nil, -1, -1, false},
+		{"unnamed sockets all serve", "", nil, []int{0, 1, 2}, nil, -1, -1, false},
+		{"stomp, stomp-tls and metrics", "stomp:stomp-tls:metrics", tlsArgs, []int{0}, nil, 1, 2, false},
+		{"--listen wins", "stomp:stomp:stomp", nil, nil, []int{0, 1, 2}, -1, -1, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ports := []int{freePort(t), freePort(t)}
+			ports := []int{freePort(t), freePort(t), freePort(t)}
 			n := newNotifySocket(t)
-			args := []string{"-l", fmt.Sprintf("127.0.0.1:%d", ports[0]), "-l", fmt.Sprintf("127.0.0.1:%d", ports[1])}
+			var args []string
+			for _, port := range ports {
+				args = append(args, "-l", fmt.Sprintf("127.0.0.1:%d", port))
+			}
 			if tt.fdnames != "" {
 				args = append(args, "--fdname="+tt.fdnames)
 			}
 			args = append(args, "-E", "NOTIFY_SOCKET="+n.Path, "-E", "WATCHDOG_USEC=60000000",
 				brokertest.Binary(t), "--control-socket", "off")
+			args = append(args, tt.args...)
 			listenAddr := ""
 			if tt.listen {
 				listenAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
@@ -206,6 +216,17 @@ func TestSocketActivation(t *testing.T) {
 			}
 			for _, addr := range served {
 				checkServes(t, addr)
+			}
+			if tt.tls >= 0 {
+				c := dialTLS(t, fmt.Sprintf("127.0.0.1:%d", ports[tt.tls]), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+				c.send(t, plainConnect)
+				c.expect(t, frame.CONNECTED)
+				c.conn.Close()
+			}
+			if tt.metrics >= 0 {
+				if m := scrape(t, fmt.Sprintf("127.0.0.1:%d", ports[tt.metrics])); m["stomp_broker_spawns_total"] < 1 {
+					t.Errorf("metrics on the activated socket: spawns_total %v", m["stomp_broker_spawns_total"])
+				}
 			}
 			for _, i := range tt.closed {
 				addr := fmt.Sprintf("127.0.0.1:%d", ports[i])
