@@ -7,7 +7,6 @@ package brokertest
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -89,14 +88,13 @@ var readyLine = regexp.MustCompile(`msg="broker ready" .*listen=(\S+) semaphore_
 // semaphore set of it is left.
 func Start(tb testing.TB, args ...string) *Broker {
 	tb.Helper()
-	hasListen := false
-	for _, a := range args {
-		if a == "--listen" || strings.HasPrefix(a, "--listen=") {
-			hasListen = true
-		}
-	}
+	hasListen := hasFlag(args, "--listen")
 	if !hasListen {
 		args = append([]string{"--listen", "127.0.0.1:0"}, args...)
+	}
+	if !hasFlag(args, "--control-socket") {
+		// In the test's temp dir, so a SIGKILLed broker leaves nothing in /tmp.
+		args = append([]string{"--control-socket", filepath.Join(tb.TempDir(), "control.sock")}, args...)
 	}
 	b := &Broker{exited: make(chan struct{}), children: map[int]bool{}}
 	cmd := exec.Command(Binary(tb), args...)
@@ -157,6 +155,16 @@ func Start(tb testing.TB, args ...string) *Broker {
 	}
 	b.privIPC = !strings.Contains(b.Logs(), "no private IPC namespace") && !hasArg(args, "--ipc-namespace=off") && !hasPair(args, "--ipc-namespace", "off")
 	return b
+}
+
+// hasFlag reports whether args set the flag (as "--name value" or "--name=value").
+func hasFlag(args []string, name string) bool {
+	for _, a := range args {
+		if a == name || strings.HasPrefix(a, name+"=") {
+			return true
+		}
+	}
+	return false
 }
 
 func hasArg(args []string, a string) bool {
@@ -335,12 +343,20 @@ func isBrokerChild(pid int) bool {
 	return err == nil && bytes.HasPrefix(data, []byte("stomp-broker: client"))
 }
 
-// SemaphoreSetExists asks `ipcs -s -i` whether the set exists in the
-// caller's IPC namespace.
+// SemaphoreSetExists reports whether a set with this id exists in the
+// caller's IPC namespace, from /proc/sysvipc/sem (`ipcs -s -i ID` exits 0
+// even for a missing id).
 func SemaphoreSetExists(id int) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return exec.CommandContext(ctx, "ipcs", "-s", "-i", strconv.Itoa(id)).Run() == nil
+	data, err := os.ReadFile("/proc/sysvipc/sem")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n")[1:] {
+		if f := strings.Fields(line); len(f) > 1 && f[1] == strconv.Itoa(id) {
+			return true
+		}
+	}
+	return false
 }
 
 // SemaphoreID returns the id of the broker's semaphore set.
