@@ -112,7 +112,7 @@ func serveFlags() []cli.Flag {
 			Usage: "`DIR` for the semaphore record swept after a crash (default $XDG_RUNTIME_DIR or /tmp)"},
 		&cli.StringFlag{Name: flagUsers, EnvVars: env("USERS"), Usage: "`FILE` of login:bcrypt-hash lines; when set, CONNECT must carry a valid login and passcode"},
 		&cli.StringFlag{Name: flagStore, Value: "memory", EnvVars: env("STORE"),
-			Usage: "`SPEC` where persistent:true queue messages live: memory (lost on restart), sqlite:/path/file.db, or postgres://user@host/db (shared by several brokers)"},
+			Usage: "`SPEC` where persistent:true queue messages live: memory (lost on restart), sqlite:/path/file.db, postgres://user@host/db (shared by several brokers), or theschwartz:sqlite:/path | theschwartz:postgres://... (an existing TheSchwartz job database; every queue SEND becomes a job)"},
 		&cli.StringFlag{Name: flagBrokerID, EnvVars: env("BROKER_ID"),
 			Usage: "`ID` owning this broker's leases in a shared store; stable across restarts, unique per broker (default hostname|listen address)"},
 		&cli.DurationFlag{Name: flagLease, Value: 30 * time.Second, EnvVars: env("LEASE"),
