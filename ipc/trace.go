@@ -28,8 +28,8 @@ const (
 	// HopTopicRoute: a topic message goes, as a DELIVER record, into the
 	// outbox of each child subscribed to its destination (parent, publish).
 	HopTopicRoute = "4 topic routing → DELIVER to child outbox"
-	// HopQueueOffer: the ledger armed a semaphore slot for a queue message
-	// and puts an OFFER into the outbox of each consumer child with credit
+	// HopQueueOffer: the ledger armed a semaphore slot for a batch of queue
+	// messages and puts an OFFER into the outbox of each consumer child with credit
 	// (parent, ledger.pump, arm, offer).
 	HopQueueOffer = "4 ledger arms slot → OFFER to child outbox"
 	// HopRace: a consumer child that got an OFFER raced for the slot's

@@ -35,6 +35,12 @@ type slotSemaphores interface {
 //	  ▲                            │ deny: stale or lost claim                │ NACK, UNSUBSCRIBE,
 //	  └──────── requeue (redelivered:true), after a backoff, or to the DLQ ◀──┘ child death, ack-timeout
 //
+// Messages are offered in batches: one slot's token stands for up to
+// maxOfferBatch messages of one queue, and its winner claims as many as it
+// has credit for; the rest go back to the head of the queue, untouched
+// (not delivered, so not flagged). Each message still has its own state
+// and owner below; the batch only saves system calls and records.
+//
 // Invariants: a message is in exactly one state; a granted message has
 // exactly one owner; a message leaves the ledger only on ACK (or on its way
 // to a dead-letter queue, or back to the durable store it was leased from).
