@@ -101,7 +101,11 @@ func Start(tb testing.TB, args ...string) *Broker {
 	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1")
 	// Its own process group, so KillGroup can SIGKILL the parent and every
 	// child at the same instant (a power cut, as far as the broker knows).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: if the test binary dies without its cleanups (a panic in
+	// a client library, a timeout), the broker dies with it instead of
+	// lingering. (It fires when the forking thread exits; Go keeps its
+	// threads until the process ends unless a goroutine locks one.)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	// Our own pipe, not cmd.StderrPipe: Wait would close that as soon as
 	// the parent exits, while its children may still be logging.
 	stderr, stderrW, err := os.Pipe()
