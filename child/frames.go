@@ -155,7 +155,7 @@ func (s *session) handleConnect(f *frame.Frame) {
 	if v < 0 {
 		// The spec's one ERROR with a required header: version lists what
 		// the server speaks, so the client can retry.
-		e := errorFrame("unsupported protocol version", "",
+		e := stompwire.ErrorFrame("unsupported protocol version", "",
 			"this broker speaks STOMP 1.0, 1.1 and 1.2; the client offered "+strconv.Quote(f.Header.Get(frame.AcceptVersion)))
 		e.Header.Add(frame.Version, "1.0,1.1,1.2")
 		s.failWith(e)

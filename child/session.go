@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -574,22 +573,7 @@ func (s *session) writeFrame(f *frame.Frame) {
 // receiptID (if not "") goes into receipt-id, and detail (message if "")
 // is the body.
 func (s *session) fail(message, receiptID, detail string) {
-	s.failWith(errorFrame(message, receiptID, detail))
-}
-
-// errorFrame builds the ERROR frame fail sends; a caller adds headers to it
-// and passes it to failWith.
-func errorFrame(message, receiptID, detail string) *frame.Frame {
-	f := frame.New(frame.ERROR, frame.Message, message, frame.ContentType, "text/plain")
-	if receiptID != "" {
-		f.Header.Add(frame.ReceiptId, receiptID)
-	}
-	if detail == "" {
-		detail = message
-	}
-	f.Body = []byte(detail + "\n")
-	f.Header.Add(frame.ContentLength, strconv.Itoa(len(f.Body)))
-	return f
+	s.failWith(stompwire.ErrorFrame(message, receiptID, detail))
 }
 
 // failWith sends f, an ERROR frame, and ends the session: the one ERROR a

@@ -15,8 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/go-stomp/stomp/v3/frame"
-
 	"github.com/stomp-broker/stomp-broker/child"
 	"github.com/stomp-broker/stomp-broker/ipc"
 	"github.com/stomp-broker/stomp-broker/semaphore"
@@ -530,10 +528,7 @@ func (b *Broker) refuse(conn net.Conn, message string, tlsClient bool) {
 			}
 			w = tc
 		}
-		f := frame.New(frame.ERROR, frame.Message, message, frame.ContentType, "text/plain")
-		f.Body = []byte(message + "\n")
-		f.Header.Add(frame.ContentLength, strconv.Itoa(len(f.Body)))
-		_, _ = w.Write(stompwire.AppendFrame(nil, f, stompwire.V12))
+		_, _ = w.Write(stompwire.AppendFrame(nil, stompwire.ErrorFrame(message, "", ""), stompwire.V12))
 		// Half-close and read what the client sent, so the kernel does
 		// not answer unread data with a reset that could discard the
 		// ERROR frame before the client reads it.
