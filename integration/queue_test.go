@@ -246,3 +246,58 @@ chaos:
 	}
 	_ = fmt.Sprint
 }
+
+// TestQueueKeepsPerProducerOrderPerConsumer: with competing consumers
+// whose credit differs (so offers are partly claimed), each consumer still
+// sees every producer's messages in the order they were sent.
+func TestQueueKeepsPerProducerOrderPerConsumer(t *testing.T) {
+	b := brokertest.Start(t)
+	const producers, n = 2, 1000
+	dest := "/queue/order"
+	type seen struct {
+		consumer, producer, seq int
+	}
+	got := make(chan seen, producers*n*2)
+	for ci, prefetch := range []string{"3", "7", "20"} {
+		c := dial(t, b)
+		sub := subscribe(t, c, dest, stomp.AckClientIndividual, stomp.SubscribeOpt.Header("prefetch-count", prefetch))
+		go func() {
+			for m := range sub.C {
+				if m.Err != nil {
+					return
+				}
+				var p, seq int
+				fmt.Sscanf(string(m.Body), "%d:%d", &p, &seq)
+				if m.Header.Get("redelivered") != "true" {
+					got <- seen{ci, p, seq}
+				}
+				c.Ack(m)
+			}
+		}()
+	}
+	var wg sync.WaitGroup
+	for p := 0; p < producers; p++ {
+		pub := dial(t, b)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < n; i++ {
+				pub.Send(dest, "text/plain", []byte(fmt.Sprintf("%d:%d", p, i)))
+			}
+		}()
+	}
+	wg.Wait()
+	last := map[[2]int]int{} // (consumer, producer) → last seq seen
+	for i := 0; i < producers*n; i++ {
+		select {
+		case s := <-got:
+			k := [2]int{s.consumer, s.producer}
+			if prev, ok := last[k]; ok && s.seq < prev {
+				t.Fatalf("consumer %d got producer %d's message %d after %d", s.consumer, s.producer, s.seq, prev)
+			}
+			last[k] = s.seq
+		case <-time.After(15 * time.Second):
+			t.Fatalf("only %d of %d messages arrived", i, producers*n)
+		}
+	}
+}

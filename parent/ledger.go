@@ -334,10 +334,14 @@ func (q *queue) creditStats() (total, best int) {
 // also asks the store for more when the consumers could take them.
 //
 // Each offer is a batch: as many ready messages as one consumer could take
-// (at most maxOfferBatch), and no more than the credit left, so no more
-// messages are on offer than the consumers together could hold.
+// (at most maxOfferBatch), and no more than the credit left.
 func (l *ledger) pump(q *queue) {
-	for q.ready.len() > 0 {
+	// One batch of a queue on offer at a time. What a winner could not
+	// take goes back to the front before the next batch is formed, so no
+	// consumer ever gets a later message of a producer before an earlier
+	// one that was still waiting (per-producer order per consumer; only
+	// redeliveries come out of order, as in every broker).
+	for q.ready.len() > 0 && len(q.slots) == 0 {
 		total, best := q.creditStats()
 		room := total - len(q.offered)
 		if room <= 0 {

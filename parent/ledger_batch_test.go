@@ -45,8 +45,8 @@ func TestLedgerOffersBatches(t *testing.T) {
 	}{
 		{"one batch per producer write", []int{10}, 5, []int{5}},
 		{"bounded by the consumer's credit", []int{3}, 5, []int{3}},
-		{"bounded by maxOfferBatch", []int{100}, 100, []int{maxOfferBatch, 100 - maxOfferBatch}},
-		{"each batch fits one consumer", []int{4, 4}, 10, []int{4, 4}},
+		{"bounded by maxOfferBatch", []int{100}, 100, []int{maxOfferBatch}},
+		{"one batch on offer at a time, sized for one consumer", []int{4, 4}, 10, []int{4}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
