@@ -151,17 +151,13 @@ func (s *memoryStore) queue(name string) *memQueue {
 // Put implements Store.Put. The messages are stored at once; ctx is only
 // checked on entry.
 func (s *memoryStore) Put(ctx context.Context, msgs []*Message) ([]PutResult, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 	if err := validate(msgs); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, ErrClosed
+	if err := s.lock(ctx); err != nil {
+		return nil, err
 	}
+	defer s.mu.Unlock()
 	if err := s.checkBudget(msgs); err != nil {
 		return nil, err
 	}
@@ -224,14 +220,10 @@ func (s *memoryStore) checkBudget(msgs []*Message) error {
 
 // Lease implements Store.Lease.
 func (s *memoryStore) Lease(ctx context.Context, queue, owner string, n int, lease time.Duration) ([]*Message, error) {
-	if err := ctx.Err(); err != nil {
+	if err := s.lock(ctx); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return nil, ErrClosed
-	}
 	q := s.queues[queue]
 	if q == nil || n <= 0 {
 		return nil, nil
@@ -252,14 +244,10 @@ func (s *memoryStore) Lease(ctx context.Context, queue, owner string, n int, lea
 
 // Renew implements Store.Renew.
 func (s *memoryStore) Renew(ctx context.Context, owner string, ids []int64, lease time.Duration) error {
-	if err := ctx.Err(); err != nil {
+	if err := s.lock(ctx); err != nil {
 		return err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return ErrClosed
-	}
 	now := time.Now()
 	var lost []int64
 	for _, id := range ids {
@@ -286,14 +274,10 @@ func leaseLost(ids []int64) error {
 
 // Ack implements Store.Ack.
 func (s *memoryStore) Ack(ctx context.Context, ids []int64) error {
-	if err := ctx.Err(); err != nil {
+	if err := s.lock(ctx); err != nil {
 		return err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return ErrClosed
-	}
 	for _, id := range ids {
 		if e := s.byID[id]; e != nil {
 			s.remove(e)
@@ -327,14 +311,10 @@ func (s *memoryStore) detach(e *memEntry) {
 
 // Release implements Store.Release.
 func (s *memoryStore) Release(ctx context.Context, ids []int64, notDelivered bool, notBefore time.Time, lastError string) error {
-	if err := ctx.Err(); err != nil {
+	if err := s.lock(ctx); err != nil {
 		return err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return ErrClosed
-	}
 	now := time.Now()
 	if notBefore.IsZero() {
 		notBefore = now
@@ -358,17 +338,13 @@ func (s *memoryStore) Release(ctx context.Context, ids []int64, notDelivered boo
 
 // DeadLetter implements Store.DeadLetter.
 func (s *memoryStore) DeadLetter(ctx context.Context, id int64, dlq string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	if dlq == "" {
 		return fmt.Errorf("store: memory: dead-letter %d: empty queue name: %w", id, ErrBadMessage)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return ErrClosed
+	if err := s.lock(ctx); err != nil {
+		return err
 	}
+	defer s.mu.Unlock()
 	e := s.byID[id]
 	if e == nil {
 		return fmt.Errorf("store: memory: dead-letter %d: %w", id, ErrNotFound)
@@ -388,14 +364,10 @@ func (s *memoryStore) DeadLetter(ctx context.Context, id int64, dlq string) erro
 
 // ReleaseOwner implements Store.ReleaseOwner.
 func (s *memoryStore) ReleaseOwner(ctx context.Context, owner string) error {
-	if err := ctx.Err(); err != nil {
+	if err := s.lock(ctx); err != nil {
 		return err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return ErrClosed
-	}
 	now := time.Now()
 	for _, q := range s.queues {
 		var mine []*memEntry
@@ -415,14 +387,10 @@ func (s *memoryStore) ReleaseOwner(ctx context.Context, owner string) error {
 
 // Stats implements Store.Stats.
 func (s *memoryStore) Stats(ctx context.Context) ([]QueueStats, error) {
-	if err := ctx.Err(); err != nil {
+	if err := s.lock(ctx); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return nil, ErrClosed
-	}
 	now := time.Now()
 	out := make([]QueueStats, 0, len(s.queues))
 	for name, q := range s.queues {
@@ -444,5 +412,20 @@ func (s *memoryStore) Close() error {
 	defer s.mu.Unlock()
 	s.closed = true
 	s.byID, s.queues, s.uniq = nil, nil, nil
+	return nil
+}
+
+// lock takes the store's mutex for a method, after checking ctx; it
+// returns with the mutex held (the caller defers the unlock) or with an
+// error and the mutex free (ctx ended, or ErrClosed).
+func (s *memoryStore) lock(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
 	return nil
 }
