@@ -22,7 +22,7 @@ func init() {
 	// A child names its main thread "stomp-client" (see Run). The kernel
 	// keeps the name per thread and ps shows the main thread's, so keep the
 	// main goroutine on the main thread until Run has set it.
-	if os.Getenv(EnvRole) != "" {
+	if ipc.StartedAsChild() {
 		runtime.LockOSThread()
 	}
 }
@@ -36,7 +36,7 @@ func init() {
 // Exit status 2 means the child was started wrongly (by hand, or with the
 // wrong descriptors) and touched nothing.
 func Run() int {
-	cfg, err := configFromEnv()
+	cfg, err := ipc.ChildConfigFromEnv()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "stomp-broker child: %v\n", err)
 		return 2
@@ -52,7 +52,7 @@ func Run() int {
 
 	log := logging.New(os.Stderr, cfg.LogLevel).With("role", "child", "client", cfg.ClientAddr)
 
-	clientFile := os.NewFile(FDClient, "client")
+	clientFile := os.NewFile(ipc.FDClient, "client")
 	client, err := net.FileConn(clientFile)
 	clientFile.Close()
 	if err != nil {
@@ -70,7 +70,7 @@ func Run() int {
 		}
 		client = tls.Server(client, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
-	parentFile := os.NewFile(FDParent, "parent-ipc")
+	parentFile := os.NewFile(ipc.FDParent, "parent-ipc")
 	parent, err := ipc.FileConn(parentFile)
 	parentFile.Close()
 	if err != nil {
@@ -78,7 +78,7 @@ func Run() int {
 		log.Error("cannot adopt parent socketpair", "err", err)
 		return 1
 	}
-	parent.MaxRecord = cfg.Limits.MaxBodyBytes + 2*cfg.Limits.MaxHeaderLines*cfg.Limits.MaxHeaderLineBytes + 4096
+	parent.MaxRecord = ipc.MaxRecordFor(cfg.Limits)
 
 	var sem *semaphore.Set
 	if cfg.Slots > 0 {
@@ -113,17 +113,17 @@ func Run() int {
 // checkInheritedFDs makes sure fd 3 is a TCP (or unix stream) socket and fd
 // 4 a unix SEQPACKET socket before anything touches them.
 func checkInheritedFDs() error {
-	typ, err := unix.GetsockoptInt(FDClient, unix.SOL_SOCKET, unix.SO_TYPE)
+	typ, err := unix.GetsockoptInt(ipc.FDClient, unix.SOL_SOCKET, unix.SO_TYPE)
 	if err != nil || typ != unix.SOCK_STREAM {
-		return fmt.Errorf("fd %d is not a stream socket (a child must be started by the parent)", FDClient)
+		return fmt.Errorf("fd %d is not a stream socket (a child must be started by the parent)", ipc.FDClient)
 	}
-	dom, err := unix.GetsockoptInt(FDParent, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	dom, err := unix.GetsockoptInt(ipc.FDParent, unix.SOL_SOCKET, unix.SO_DOMAIN)
 	if err != nil || dom != unix.AF_UNIX {
-		return fmt.Errorf("fd %d is not a unix socket (a child must be started by the parent)", FDParent)
+		return fmt.Errorf("fd %d is not a unix socket (a child must be started by the parent)", ipc.FDParent)
 	}
-	typ, err = unix.GetsockoptInt(FDParent, unix.SOL_SOCKET, unix.SO_TYPE)
+	typ, err = unix.GetsockoptInt(ipc.FDParent, unix.SOL_SOCKET, unix.SO_TYPE)
 	if err != nil || typ != unix.SOCK_SEQPACKET {
-		return fmt.Errorf("fd %d is not a SEQPACKET socket (a child must be started by the parent)", FDParent)
+		return fmt.Errorf("fd %d is not a SEQPACKET socket (a child must be started by the parent)", ipc.FDParent)
 	}
 	return nil
 }

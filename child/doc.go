@@ -47,7 +47,7 @@
 //
 // # Descriptors, signals, death
 //
-// fd 3 is the client ([FDClient]), fd 4 the socketpair to the parent ([FDParent]);
+// fd 3 is the client ([ipc.FDClient]), fd 4 the socketpair to the parent ([ipc.FDParent]);
 // [Run] refuses to start with anything else there. SIGTERM disconnects the client
 // with an ERROR ("disconnected by operator"); SIGINT and SIGHUP are ignored, since
 // shutting down is the parent's call. If the parent goes away (EOF on fd 4) the

@@ -12,12 +12,6 @@ import (
 	"github.com/stomp-broker/stomp-broker/stompwire"
 )
 
-// Destination prefixes the broker accepts.
-const (
-	TopicPrefix = "/topic/"
-	QueuePrefix = "/queue/"
-)
-
 // handleFrame applies one client frame. Every path either does what the
 // frame asks or ends the session with an ERROR naming the problem.
 func (s *session) handleFrame(f *frame.Frame) {
@@ -220,11 +214,11 @@ func checkDestination(dest string) string {
 	switch {
 	case dest == "":
 		return "missing destination header"
-	case strings.HasPrefix(dest, TopicPrefix) && len(dest) > len(TopicPrefix),
-		strings.HasPrefix(dest, QueuePrefix) && len(dest) > len(QueuePrefix):
+	case strings.HasPrefix(dest, stompwire.TopicPrefix) && len(dest) > len(stompwire.TopicPrefix),
+		stompwire.IsQueue(dest) && len(dest) > len(stompwire.QueuePrefix):
 		return ""
 	}
-	return "unknown destination " + strconv.Quote(dest) + ": destinations start with " + TopicPrefix + " (broadcast) or " + QueuePrefix + " (one consumer per message)"
+	return "unknown destination " + strconv.Quote(dest) + ": destinations start with " + stompwire.TopicPrefix + " (broadcast) or " + stompwire.QueuePrefix + " (one consumer per message)"
 }
 
 func (s *session) handleSend(f *frame.Frame, receipt string) bool {
@@ -324,7 +318,7 @@ func (s *session) handleSubscribe(f *frame.Frame, receipt string) bool {
 	s.nextSub++
 	sub := &subscription{
 		id: id, key: strconv.FormatUint(s.nextSub, 10), dest: dest,
-		queue: strings.HasPrefix(dest, QueuePrefix), ack: mode, prefetch: max(prefetch, 1),
+		queue: stompwire.IsQueue(dest), ack: mode, prefetch: max(prefetch, 1),
 	}
 	s.subs[id] = sub
 	s.subsByKey[sub.key] = sub

@@ -22,7 +22,7 @@ import (
 // the goroutine running run; the two reader goroutines only hand it events
 // over channels (and the client reader reads readWindow).
 type session struct {
-	cfg    Config
+	cfg    ipc.ChildConfig
 	log    *slog.Logger
 	client net.Conn
 	cw     *bufio.Writer // to the client; flushed once per wake-up
@@ -100,7 +100,7 @@ type parentEvent struct {
 	err   error
 }
 
-func newSession(cfg Config, log *slog.Logger, client net.Conn, parent *ipc.Conn, sem *semaphore.Set, term <-chan os.Signal) *session {
+func newSession(cfg ipc.ChildConfig, log *slog.Logger, client net.Conn, parent *ipc.Conn, sem *semaphore.Set, term <-chan os.Signal) *session {
 	return &session{
 		cfg:       cfg,
 		log:       log,

@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/stomp-broker/stomp-broker/child"
+	"github.com/stomp-broker/stomp-broker/internal/profiling"
 	"github.com/stomp-broker/stomp-broker/ipc"
 	"github.com/stomp-broker/stomp-broker/semaphore"
 	"github.com/stomp-broker/stomp-broker/stompwire"
@@ -64,7 +64,7 @@ type Config struct {
 	// Notifier.Watchdog.
 	WatchdogInterval time.Duration
 	// Child is the template of every child's configuration.
-	Child child.Config
+	Child ipc.ChildConfig
 	// Slots is the number of offer slots in the semaphore set (default 256).
 	Slots int
 	// OutboxLimit is how many bytes may wait for one child before it is
@@ -279,6 +279,7 @@ func New(cfg Config) (*Broker, error) {
 // that stopped it. Serve must be called once.
 func (b *Broker) Serve(ctx context.Context) error {
 	defer close(b.done)
+	profiling.StartFor("parent")
 	sem, err := semaphore.Create(b.cfg.Slots)
 	if err != nil {
 		return fmt.Errorf("parent: create semaphore set: %w", err)
@@ -712,8 +713,7 @@ func (b *Broker) drainStartedAfterStop() {
 // maxRecord bounds the size of one ipc record from a child: the largest
 // frame a client may send, plus room for the record header.
 func (b *Broker) maxRecord() int {
-	l := b.cfg.Child.Limits.Relayed() // a forwarded frame is re-escaped for 1.2: lines may grow
-	return l.MaxBodyBytes + l.MaxHeaderLines*l.MaxHeaderLineBytes + 4096
+	return ipc.MaxRecordFor(b.cfg.Child.Limits)
 }
 
 // limitsWithDefaults fills zero fields of l with stompwire's defaults.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/go-stomp/stomp/v3/frame"
+	"github.com/stomp-broker/stomp-broker/stompwire"
 )
 
 // Job-queue headers a producer may put on a SEND to a /queue/. Where
@@ -137,7 +138,7 @@ func exhausted(maxRedeliveries, deliveries int) bool {
 
 // dlqName is the dead-letter queue of a queue: /queue/jobs → /queue/DLQ.jobs.
 func dlqName(queue string) string {
-	return "/queue/DLQ." + strings.TrimPrefix(queue, "/queue/")
+	return stompwire.QueuePrefix + "DLQ." + strings.TrimPrefix(queue, stompwire.QueuePrefix)
 }
 
 // deadLetterFrame is the SEND frame a message is re-published as in its

@@ -1,19 +1,12 @@
 package parent
 
 import (
-	"os"
-
-	"github.com/stomp-broker/stomp-broker/child"
 	"github.com/stomp-broker/stomp-broker/internal/profiling"
 )
 
 // The parent profiles itself for a while when STOMP_BROKER_PROFILE is set
-// (package profiling); a child of the same binary profiles in child.Run.
-func init() {
-	if os.Getenv(child.EnvRole) == "" {
-		profiling.StartFor("parent")
-	}
-}
+// (package profiling): Serve calls profiling.StartFor("parent") as it
+// starts; a child of the same binary profiles in child.Run.
 
 // profileEnv returns the environment entries that make a child profile
 // itself too, or nil when profiling is off.

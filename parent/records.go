@@ -3,12 +3,10 @@ package parent
 import (
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/go-stomp/stomp/v3/frame"
 
-	"github.com/stomp-broker/stomp-broker/child"
 	"github.com/stomp-broker/stomp-broker/ipc"
 	"github.com/stomp-broker/stomp-broker/stompwire"
 )
@@ -103,7 +101,7 @@ func (b *Broker) applyFrame(c *childProc, f *frame.Frame) error {
 		prefetch, _ := strconv.Atoi(f.Header.Get("prefetch-count"))
 		ack := f.Header.Get(frame.Ack)
 		sub := &subscription{
-			key: key, dest: dest, queue: strings.HasPrefix(dest, child.QueuePrefix),
+			key: key, dest: dest, queue: stompwire.IsQueue(dest),
 			clientAck: ack == "client" || ack == "client-individual", prefetch: max(prefetch, 1),
 		}
 		if v := f.Header.Get(HeaderAckTimeout); v != "" {
@@ -165,7 +163,7 @@ func (b *Broker) publish(from *childProc, dest string, f *frame.Frame) {
 	if b.cfg.Trace {
 		b.log.Info("trace", "hop", ipc.HopParentRead, "record", ipc.KindFrame.String(), "frame", f.Command, "destination", dest, "message-id", id, "from_child_pid", from.pid)
 	}
-	if strings.HasPrefix(dest, child.QueuePrefix) {
+	if stompwire.IsQueue(dest) {
 		b.queues.publish(from, id, dest, f)
 		return
 	}

@@ -8,7 +8,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/stomp-broker/stomp-broker/child"
 	"github.com/stomp-broker/stomp-broker/ipc"
 )
 
@@ -18,8 +17,8 @@ import (
 const SelfExe = "/proc/self/exe"
 
 // spawn starts a child process for one accepted client connection: it
-// hands the child the connection as fd 3 (child.FDClient) and one end of a
-// fresh socketpair as fd 4 (child.FDParent), then closes its own copies of
+// hands the child the connection as fd 3 (ipc.FDClient) and one end of a
+// fresh socketpair as fd 4 (ipc.FDParent), then closes its own copies of
 // both, so only the child holds the client socket: `ss -tnp` shows the
 // child's pid, and killing the child closes that client's connection and
 // nothing else.
@@ -55,14 +54,14 @@ func (b *Broker) spawn(conn net.Conn, tlsClient bool) (*childProc, error) {
 	if tlsClient {
 		cfg.TLSCertFile, cfg.TLSKeyFile = b.cfg.TLSCertFile, b.cfg.TLSKeyFile
 	}
-	cmd := exec.Command(SelfExe, "child")
+	cmd := exec.Command(SelfExe, ipc.ChildCommand)
 	// ps shows Args, so an operator sees which client each process serves.
 	cmd.Args[0] = "stomp-broker: client " + addr
 	// An allow-list, never os.Environ(): nothing systemd handed the parent
 	// (LISTEN_FDS, NOTIFY_SOCKET, ...) may leak into a child.
 	cmd.Env = []string{
-		child.EnvRole + "=" + child.ProtocolVersion,
-		child.EnvConfig + "=" + cfg.Encode(),
+		ipc.EnvRole + "=" + ipc.ProtocolVersion,
+		ipc.EnvConfig + "=" + cfg.Encode(),
 		"GOMAXPROCS=1", // a child serves one client; one P saves a thread
 	}
 	if tz, ok := os.LookupEnv("TZ"); ok {

@@ -11,16 +11,18 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/stomp-broker/stomp-broker/child"
+	"github.com/stomp-broker/stomp-broker/ipc"
 )
 
 // version is the broker's version, sent in CONNECTED's server header.
 const version = "0.1.0"
 
 func main() {
-	// A child is started by the parent with a role variable set; route it
-	// before the CLI parses anything, so a child cannot be confused by
-	// flags or by its unusual argv[0] ("stomp-broker: client ADDR").
-	if len(os.Args) > 1 && os.Args[1] == "child" {
+	// A child is started by the parent as `stomp-broker child` (see
+	// ipc.StartedAsChild); route it before the CLI parses anything, so a
+	// child cannot be confused by flags or by its unusual argv[0]
+	// ("stomp-broker: client ADDR").
+	if ipc.StartedAsChild() {
 		os.Exit(child.Run())
 	}
 	setProcessName()
@@ -44,7 +46,7 @@ func newApp() *cli.App {
 		Action: serve,
 		Commands: []*cli.Command{
 			{
-				Name:   "child",
+				Name:   ipc.ChildCommand,
 				Hidden: true,
 				Usage:  "internal: serve one client (started by the parent process)",
 				Action: func(*cli.Context) error { os.Exit(child.Run()); return nil },

@@ -18,8 +18,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/stomp-broker/stomp-broker/child"
 	"github.com/stomp-broker/stomp-broker/internal/logging"
+	"github.com/stomp-broker/stomp-broker/ipc"
 	"github.com/stomp-broker/stomp-broker/parent"
 	"github.com/stomp-broker/stomp-broker/semaphore"
 	"github.com/stomp-broker/stomp-broker/stompwire"
@@ -172,7 +172,7 @@ func serve(c *cli.Context) error {
 	cfg := parent.Config{
 		Listeners:    ls.plain,
 		TLSListeners: ls.tls,
-		Child: child.Config{
+		Child: ipc.ChildConfig{
 			Limits: stompwire.Limits{
 				MaxHeaderLines:     c.Int(flagMaxHeaders),
 				MaxHeaderLineBytes: c.Int(flagMaxHeaderLine),
