@@ -349,3 +349,80 @@ func TestTwoBrokersShareOnePostgres(t *testing.T) {
 	}
 	t.Logf("redelivered %v after the crash (lease 2s)", time.Since(killed).Round(10*time.Millisecond))
 }
+
+// TestReceiptCoalescedDescribesItsOwnSend: the coalesced flag on a RECEIPT
+// is about the SEND that RECEIPT answers, not about an earlier persistent
+// SEND of the same connection that was coalesced. Checked with each SEND
+// waiting for its RECEIPT, and with the SENDs pipelined (written in one go,
+// so the parent sees them in one batch, before the store has committed).
+func TestReceiptCoalescedDescribesItsOwnSend(t *testing.T) {
+	type send struct {
+		dest, body string
+		headers    []string
+		coalesced  bool
+	}
+	sends := []send{
+		{"/queue/mail", "first", []string{"persistent", "true", "uniqkey", "user-7"}, false},
+		{"/queue/mail", "second", []string{"persistent", "true", "uniqkey", "user-7"}, true},
+		{"/queue/other", "memory-1", nil, false},
+		{"/queue/other", "persistent-1", []string{"persistent", "true"}, false},
+		{"/queue/other", "memory-2", nil, false},
+		{"/queue/mail", "third", []string{"persistent", "true", "uniqkey", "user-7"}, true},
+		{"/queue/other", "memory-3", nil, false},
+	}
+	for _, pipelined := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pipelined=%v", pipelined), func(t *testing.T) {
+			b := brokertest.Start(t, "--store", "sqlite:"+filepath.Join(t.TempDir(), "b.db"))
+			r := b.Raw(t)
+			r.Connect()
+			var wire strings.Builder
+			for i, s := range sends {
+				var h strings.Builder
+				for j := 0; j+1 < len(s.headers); j += 2 {
+					h.WriteString(s.headers[j] + ":" + s.headers[j+1] + "\n")
+				}
+				fmt.Fprintf(&wire, "SEND\ndestination:%s\nreceipt:r%d\n%scontent-length:%d\n\n%s\x00", s.dest, i, h.String(), len(s.body), s.body)
+				if !pipelined {
+					r.Send(wire.String())
+					wire.Reset()
+					checkReceipt(t, r, i, s.body, s.coalesced)
+				}
+			}
+			if pipelined {
+				r.Send(wire.String())
+				for i, s := range sends {
+					checkReceipt(t, r, i, s.body, s.coalesced)
+				}
+			}
+			// Every SEND not reported coalesced was delivered; the others not.
+			r.Send("SUBSCRIBE\nid:1\ndestination:/queue/other\nack:auto\n\n\x00" +
+				"SUBSCRIBE\nid:2\ndestination:/queue/mail\nack:auto\n\n\x00")
+			want := map[string]bool{}
+			for _, s := range sends {
+				if !s.coalesced {
+					want[s.body] = true
+				}
+			}
+			for len(want) > 0 {
+				m := r.Expect(frame.MESSAGE)
+				if !want[string(m.Body)] {
+					t.Fatalf("unexpected or repeated message %q", m.Body)
+				}
+				delete(want, string(m.Body))
+			}
+			noMessage(t, r, 300*time.Millisecond)
+		})
+	}
+}
+
+// checkReceipt reads the RECEIPT for SEND number i and checks its coalesced flag.
+func checkReceipt(t *testing.T, r *brokertest.Raw, i int, body string, coalesced bool) {
+	t.Helper()
+	f := r.Expect(frame.RECEIPT)
+	if got, want := f.Header.Get(frame.ReceiptId), fmt.Sprintf("r%d", i); got != want {
+		t.Fatalf("receipt %q, want %q", got, want)
+	}
+	if got := f.Header.Get("coalesced") == "true"; got != coalesced {
+		t.Errorf("RECEIPT for SEND %q: coalesced=%v, want %v", body, got, coalesced)
+	}
+}
