@@ -426,3 +426,65 @@ func checkReceipt(t *testing.T, r *brokertest.Raw, i int, body string, coalesced
 		t.Errorf("RECEIPT for SEND %q: coalesced=%v, want %v", body, got, coalesced)
 	}
 }
+
+// lateSlack is how much later than asked a delayed message may arrive: the
+// broker wakes at the due time, and the rest is scheduling on a loaded
+// 2-core machine (and, with a store, one commit and one lease).
+const lateSlack = 250 * time.Millisecond
+
+// storeArgs returns the broker arguments for a store mode ("memory": none).
+func storeArgs(t *testing.T, mode string) []string {
+	if mode == "sqlite" {
+		return []string{"--store", "sqlite:" + filepath.Join(t.TempDir(), "b.db")}
+	}
+	return nil
+}
+
+// TestScheduledDelayIsOnTime: a message with AMQ_SCHEDULED_DELAY arrives no
+// earlier than asked and not much later, in memory and from the store.
+func TestScheduledDelayIsOnTime(t *testing.T) {
+	for _, mode := range []string{"memory", "sqlite"} {
+		for _, delay := range []time.Duration{100 * time.Millisecond, 500 * time.Millisecond} {
+			t.Run(fmt.Sprintf("%s/%v", mode, delay), func(t *testing.T) {
+				b := brokertest.Start(t, storeArgs(t, mode)...)
+				r := b.Raw(t)
+				r.Connect()
+				rawSubscribe(t, r, "1", "/queue/later", "auto")
+				sent := time.Now()
+				rawSend(t, r, "/queue/later", "delayed", "persistent", "true",
+					"AMQ_SCHEDULED_DELAY", strconv.Itoa(int(delay/time.Millisecond)))
+				m := r.Expect(frame.MESSAGE)
+				took := time.Since(sent)
+				if string(m.Body) != "delayed" || took < delay || took > delay+lateSlack {
+					t.Fatalf("message %q arrived after %v, want %v to %v", m.Body, took, delay, delay+lateSlack)
+				}
+				t.Logf("asked %v, arrived after %v", delay, took)
+			})
+		}
+	}
+}
+
+// TestRedeliveryDelayIsOnTime: a NACKed message with a redelivery-delay
+// comes back no earlier than the backoff asks and not much later.
+func TestRedeliveryDelayIsOnTime(t *testing.T) {
+	for _, mode := range []string{"memory", "sqlite"} {
+		t.Run(mode, func(t *testing.T) {
+			b := brokertest.Start(t, storeArgs(t, mode)...)
+			r := b.Raw(t)
+			r.Connect()
+			rawSubscribe(t, r, "1", "/queue/retry", "client-individual")
+			rawSend(t, r, "/queue/retry", "job", "persistent", "true", "redelivery-delay", "150")
+			m := r.Expect(frame.MESSAGE)
+			for _, want := range []time.Duration{150 * time.Millisecond, 300 * time.Millisecond} {
+				nacked := time.Now()
+				rawAck(r, "NACK", m)
+				m = r.Expect(frame.MESSAGE)
+				waited := time.Since(nacked)
+				if waited < want || waited > want+lateSlack {
+					t.Fatalf("redelivered after %v, want %v to %v", waited, want, want+lateSlack)
+				}
+				t.Logf("backoff %v, redelivered after %v", want, waited)
+			}
+		})
+	}
+}

@@ -193,6 +193,10 @@ type Broker struct {
 	storeStats   []store.QueueStats
 	statsPending bool
 	ticks        int
+	// wake fires at wakeAt, the earliest due time of a delayed message the
+	// broker knows of (wake.go); nil until something is delayed.
+	wake   *time.Timer
+	wakeAt time.Time
 	// fatalErr, once set, makes Serve shut down and return it.
 	fatalErr error
 	// asyncPending counts Broker.async calls whose result has not been
@@ -370,6 +374,8 @@ func (b *Broker) Serve(ctx context.Context) error {
 			b.handle(ev)
 		case <-tick.C:
 			b.onTick()
+		case <-b.wakeC():
+			b.onWake()
 		case <-watchdog:
 			b.pingWatchdog()
 		}

@@ -46,6 +46,9 @@ type durable struct {
 	lastPoll  time.Time
 	// hint marks queues whose store rows may be ready to lease.
 	hint map[string]bool
+	// due are the times stored messages this broker wrote or released come
+	// due (wake.go); rows from elsewhere are found by the poll in onTick.
+	due dueHeap
 }
 
 // producer is one child's persistent SENDs on their way to the store.
@@ -215,6 +218,7 @@ func (d *durable) putDone(p *producer, seq uint64, msgs []*store.Message, res []
 		}
 		p.waiters = keep
 		for _, m := range msgs {
+			d.dueAt(m.Queue, m.NotBefore)
 			d.hint[m.Queue] = true
 			if q := d.l.queues[m.Queue]; q != nil {
 				d.l.pump(q)
@@ -346,7 +350,12 @@ func (d *durable) failed(m *qmsg, reason string) {
 	}
 	d.l.b.async(func() func() {
 		err := d.st.Release(context.Background(), []int64{id}, false, notBefore, reason)
-		return func() { d.afterGiveBack(name, err) }
+		return func() {
+			if err == nil {
+				d.dueAt(name, notBefore)
+			}
+			d.afterGiveBack(name, err)
+		}
 	})
 }
 
@@ -361,8 +370,9 @@ func (d *durable) afterGiveBack(queue string, err error) {
 }
 
 // onTick renews the leases of every durable message the broker holds, and
-// polls the store for queues whose consumers have credit (other brokers,
-// and delayed messages coming due, add rows the ledger has no news of).
+// polls the store for queues whose consumers have credit (other brokers add
+// rows the ledger has no news of; the delayed rows this broker wrote or
+// released are asked for at their due time, see dueAt).
 func (d *durable) onTick(now time.Time) {
 	d.flush()
 	if now.Sub(d.lastRenew) >= d.lease/3 {

@@ -304,10 +304,11 @@ func (l *ledger) remove(m *qmsg) {
 	m.q.forgetIfIdle(l)
 }
 
-// delay parks m until t.
+// delay parks m until t; the wake-up timer releases it then.
 func (l *ledger) delay(m *qmsg, t time.Time) {
 	m.state, m.notBefore = stateDelayed, t
 	heap.Push(&m.q.delayed, m)
+	l.b.wakeBy(t)
 }
 
 // afterPending runs fn once every message c published so far is as safe as
@@ -706,12 +707,10 @@ func (l *ledger) childGone(c *childProc) {
 // a while although some consumer had credit (a safety net that should
 // never fire).
 func (l *ledger) onTick(now time.Time) {
+	if next := l.releaseDue(now); !next.IsZero() {
+		l.b.wakeBy(next)
+	}
 	for _, q := range l.queues {
-		for q.delayed.Len() > 0 && !q.delayed[0].notBefore.After(now) {
-			m := heap.Pop(&q.delayed).(*qmsg)
-			m.state = stateReady
-			q.ready.pushBack(m)
-		}
 		if q.ready.len() > 0 {
 			l.pump(q)
 		}
@@ -731,6 +730,32 @@ func (l *ledger) onTick(now time.Time) {
 	if l.durable != nil {
 		l.durable.onTick(now)
 	}
+}
+
+// releaseDue makes the delayed messages whose time has come ready (and,
+// with a durable store, asks it for stored ones coming due), and returns
+// the next due time it knows of (zero: none). The wake-up timer calls it
+// at that time (wake.go); the tick, as a safety net.
+func (l *ledger) releaseDue(now time.Time) (next time.Time) {
+	for _, q := range l.queues {
+		released := false
+		for q.delayed.Len() > 0 && !q.delayed[0].notBefore.After(now) {
+			m := heap.Pop(&q.delayed).(*qmsg)
+			m.state = stateReady
+			q.ready.pushBack(m)
+			released = true
+		}
+		if q.delayed.Len() > 0 {
+			next = earliest(next, q.delayed[0].notBefore)
+		}
+		if released {
+			l.pump(q)
+		}
+	}
+	if l.durable != nil {
+		next = earliest(next, l.durable.releaseDue(now))
+	}
+	return next
 }
 
 // revoke takes back a delivery its consumer did not ack within the
