@@ -6,6 +6,7 @@ import (
 	"io"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -78,7 +79,7 @@ func TestRefusedStompPyClientAlwaysSeesError(t *testing.T) {
 			b := startFull(t, tc.flag)
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			out, err := exec.CommandContext(ctx, "/usr/bin/python3", "testdata/refused/stomp_refused.py", b.Addr, "50").Output()
+			out, err := exec.CommandContext(ctx, "/usr/bin/python3", "testdata/refused/stomp_refused.py", b.Addr, strconv.Itoa(refusalAttempts)).Output()
 			if err != nil {
 				t.Fatalf("stomp_refused.py: %v\n%s", err, out)
 			}
