@@ -1,6 +1,7 @@
 package parent
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -168,6 +169,8 @@ type Broker struct {
 	// admit is shared by the accept loops and the event loop (it has its
 	// own lock): it enforces Limits before anything is spawned.
 	admit *admission
+	// refusals rate-limits the log lines about refused clients (its own lock).
+	refusals refusalLog
 	// metrics is nil without a MetricsListener.
 	metrics  *metrics
 	idPrefix string
@@ -193,6 +196,10 @@ type Broker struct {
 	storeStats   []store.QueueStats
 	statsPending bool
 	ticks        int
+	// wake fires at wakeAt, the earliest due time of a delayed message the
+	// broker knows of (wake.go); nil until something is delayed.
+	wake   *time.Timer
+	wakeAt time.Time
 	// fatalErr, once set, makes Serve shut down and return it.
 	fatalErr error
 	// asyncPending counts Broker.async calls whose result has not been
@@ -371,6 +378,8 @@ func (b *Broker) Serve(ctx context.Context) error {
 			b.handle(ev)
 		case <-tick.C:
 			b.onTick()
+		case <-b.wakeC():
+			b.onWake()
 		case <-watchdog:
 			b.pingWatchdog()
 		}
@@ -480,7 +489,13 @@ func (b *Broker) acceptLoop(l net.Listener, tlsClients bool) {
 			if b.metrics != nil {
 				b.metrics.refused.WithLabelValues(reason).Inc()
 			}
-			b.log.Debug("client refused", "client", conn.RemoteAddr().String(), "reason", msg)
+			if !b.admit.startRefusal() {
+				// Too many refusals under way: no ERROR frame for this one.
+				b.refusals.warn(b.log, reason+"_no_error_frame", conn.RemoteAddr().String(), msg+"; closed without an ERROR frame: too many refusals in progress")
+				conn.Close()
+				continue
+			}
+			b.refusals.warn(b.log, reason, conn.RemoteAddr().String(), msg)
 			b.refuse(conn, msg, tlsClients)
 			continue
 		}
@@ -508,36 +523,63 @@ func (b *Broker) acceptLoop(l net.Listener, tlsClients bool) {
 
 // refuse answers a client the broker will not serve with an ERROR frame
 // and closes it, in a goroutine of its own (at most maxRefusals at once;
-// beyond that the connection is closed without an ERROR). No child is
+// beyond that the accept loop closes the connection without an ERROR). No child is
 // spawned. A TLS client gets its ERROR over TLS, so the parent does that
 // one handshake itself.
+//
+// The ERROR is written at once, but the end of the stream only follows
+// the client's first frame (its CONNECT; or refuseConnectWait): a client
+// library that reads while it writes its CONNECT (stomp.py) would
+// otherwise see the connection end before it had sent CONNECT and report
+// that instead of the ERROR. What the client sent is read before the
+// socket is closed, so the kernel does not answer unread data with a reset
+// that could discard the ERROR before the client reads it. Everything is
+// bounded by refuseTimeout.
+//
+// The caller has reserved a refusal place (admission.startRefusal).
 func (b *Broker) refuse(conn net.Conn, message string, tlsClient bool) {
-	if !b.admit.startRefusal() {
-		conn.Close()
-		return
-	}
 	go func() {
 		defer b.admit.endRefusal()
 		defer conn.Close()
-		_ = conn.SetDeadline(time.Now().Add(refuseTimeout))
+		start := time.Now()
+		_ = conn.SetDeadline(start.Add(refuseTimeout))
 		tcp, _ := conn.(*net.TCPConn)
-		w := conn
+		rw := conn
+		var tc *tls.Conn
 		if tlsClient {
-			tc := tls.Server(conn, b.cfg.TLSConfig)
+			tc = tls.Server(conn, b.cfg.TLSConfig)
 			if tc.Handshake() != nil {
 				return
 			}
-			w = tc
+			rw = tc
 		}
-		_, _ = w.Write(stompwire.AppendFrame(nil, stompwire.ErrorFrame(message, "", ""), stompwire.V12))
-		// Half-close and read what the client sent, so the kernel does
-		// not answer unread data with a reset that could discard the
-		// ERROR frame before the client reads it.
+		if _, err := rw.Write(stompwire.AppendFrame(nil, stompwire.ErrorFrame(message, "", ""), stompwire.V12)); err != nil {
+			return
+		}
+		in := io.LimitReader(rw, refuseReadMax)
+		_ = conn.SetReadDeadline(start.Add(refuseConnectWait))
+		readFirstFrame(in)
+		if tc != nil {
+			_ = tc.CloseWrite() // close_notify; the TCP half-close follows
+		}
 		if tcp != nil {
 			_ = tcp.CloseWrite()
-			_, _ = io.Copy(io.Discard, io.LimitReader(conn, 64<<10))
 		}
+		_ = conn.SetReadDeadline(start.Add(refuseTimeout))
+		_, _ = io.Copy(io.Discard, in)
 	}()
+}
+
+// readFirstFrame reads r up to the end of the first STOMP frame (its NUL
+// byte), the end of the stream or a read error (a deadline).
+func readFirstFrame(r io.Reader) {
+	buf := make([]byte, 4096)
+	for {
+		n, err := r.Read(buf)
+		if bytes.IndexByte(buf[:n], 0) >= 0 || err != nil {
+			return
+		}
+	}
 }
 
 // handle applies one event. It runs only on the event loop.

@@ -47,5 +47,6 @@
 //   - records.go: applying a child's records; topic routing
 //   - ledger.go: queue messages, offers, claims, grants, acks, redelivery
 //   - durable.go, jobs.go, storehooks.go: persistent messages and job headers
+//   - wake.go: the event loop's timer for delayed messages coming due
 //   - limits.go: admission limits; control.go, metrics.go, queuestats.go: operators
 package parent

@@ -46,6 +46,9 @@ type durable struct {
 	lastPoll  time.Time
 	// hint marks queues whose store rows may be ready to lease.
 	hint map[string]bool
+	// due are the times stored messages this broker wrote or released come
+	// due (wake.go); rows from elsewhere are found by the poll in onTick.
+	due dueHeap
 }
 
 // producer is one child's persistent SENDs on their way to the store.
@@ -58,12 +61,15 @@ type producer struct {
 	waiters   []putWaiter
 }
 
-// putWaiter is a RECEIPT waiting for the Put numbered seq; idx is the
-// index in that Put of the SEND just before the receipt (-1: none).
+// putWaiter is a RECEIPT waiting for the Put numbered seq (and so for
+// every Put before it). The SEND it answers is either in that Put, at index
+// idx (the Put's result says whether it coalesced), or it was not
+// persistent (idx -1) and coalesced is already known.
 type putWaiter struct {
-	seq uint64
-	idx int
-	fn  func(coalesced bool)
+	seq       uint64
+	idx       int
+	coalesced bool
+	fn        func(coalesced bool)
 }
 
 // openDurable sets the ledger up for the configured store, if any: it
@@ -102,8 +108,9 @@ func (d *durable) producer(c *childProc) *producer {
 	return p
 }
 
-// put queues a persistent SEND for the store.
-func (d *durable) put(from *childProc, dest string, f *frame.Frame, job jobSpec, size int64) {
+// put queues a persistent SEND for the store. It returns the number of
+// the producer's Put that will carry it and its index in that Put.
+func (d *durable) put(from *childProc, dest string, f *frame.Frame, job jobSpec, size int64) (put uint64, idx int) {
 	p := d.producer(from)
 	hdr := frame.New(frame.SEND)
 	for i := 0; i < f.Header.Len(); i++ {
@@ -124,6 +131,7 @@ func (d *durable) put(from *childProc, dest string, f *frame.Frame, job jobSpec,
 	p.batchSize += size
 	d.l.bytes += size
 	d.dirty[p] = true
+	return p.issued + 1, len(p.batch) - 1 // issue gives the whole batch to the next Put
 }
 
 // pending reports whether c has persistent SENDs not yet committed.
@@ -132,14 +140,18 @@ func (d *durable) pending(c *childProc) bool {
 	return p != nil && (len(p.batch) > 0 || len(p.inFlight) > 0)
 }
 
-// afterPut runs fn once every persistent SEND c made so far is committed.
-func (d *durable) afterPut(c *childProc, fn func(bool)) {
+// afterPut runs fn once every persistent SEND c made so far is committed,
+// with the coalesced flag of last, c's most recent SEND.
+func (d *durable) afterPut(c *childProc, last sendOutcome, fn func(bool)) {
 	p := d.producer(c)
-	w := putWaiter{fn: fn}
+	w := putWaiter{seq: p.issued, idx: -1, coalesced: last.coalesced, fn: fn}
 	if len(p.batch) > 0 {
-		w.seq, w.idx = p.issued+1, len(p.batch)-1
-	} else {
-		w.seq, w.idx = p.issued, len(p.inFlight)-1
+		w.seq = p.issued + 1
+	}
+	if last.put != 0 {
+		// A persistent SEND not yet committed: being c's latest, it is in
+		// c's latest Put, the one w waits for.
+		w.seq, w.idx = last.put, last.idx
 	}
 	p.waiters = append(p.waiters, w)
 }
@@ -198,15 +210,25 @@ func (d *durable) putDone(p *producer, seq uint64, msgs []*store.Message, res []
 				keep = append(keep, w)
 				continue
 			}
-			w.fn(w.seq == seq && w.idx >= 0 && w.idx < len(res) && res[w.idx].Coalesced)
+			coalesced := w.coalesced
+			if w.idx >= 0 {
+				coalesced = w.seq == seq && w.idx < len(res) && res[w.idx].Coalesced
+			}
+			w.fn(coalesced)
 		}
 		p.waiters = keep
 		for _, m := range msgs {
+			d.dueAt(m.Queue, m.NotBefore)
 			d.hint[m.Queue] = true
 			if q := d.l.queues[m.Queue]; q != nil {
 				d.l.pump(q)
 			}
 		}
+	}
+	// A RECEIPT asked for later may answer a SEND of this Put: its outcome
+	// is known now.
+	if last, ok := d.l.lastSend[p.c]; ok && last.put == seq {
+		d.l.lastSend[p.c] = sendOutcome{coalesced: err == nil && last.idx < len(res) && res[last.idx].Coalesced}
 	}
 	if len(p.batch) > 0 {
 		d.issue(p)
@@ -328,7 +350,12 @@ func (d *durable) failed(m *qmsg, reason string) {
 	}
 	d.l.b.async(func() func() {
 		err := d.st.Release(context.Background(), []int64{id}, false, notBefore, reason)
-		return func() { d.afterGiveBack(name, err) }
+		return func() {
+			if err == nil {
+				d.dueAt(name, notBefore)
+			}
+			d.afterGiveBack(name, err)
+		}
 	})
 }
 
@@ -343,8 +370,9 @@ func (d *durable) afterGiveBack(queue string, err error) {
 }
 
 // onTick renews the leases of every durable message the broker holds, and
-// polls the store for queues whose consumers have credit (other brokers,
-// and delayed messages coming due, add rows the ledger has no news of).
+// polls the store for queues whose consumers have credit (other brokers add
+// rows the ledger has no news of; the delayed rows this broker wrote or
+// released are asked for at their due time, see dueAt).
 func (d *durable) onTick(now time.Time) {
 	d.flush()
 	if now.Sub(d.lastRenew) >= d.lease/3 {

@@ -82,9 +82,18 @@ type ledger struct {
 	offerTo []*childProc
 
 	durable *durable // nil without a durable store
-	// lastSend is what happened to the SEND a child sent most recently, for
-	// the flag on the RECEIPT that may follow it.
-	lastCoalesced map[*childProc]bool
+	// lastSend is what became of the SEND a child sent most recently, for
+	// the coalesced flag on the RECEIPT that may follow it.
+	lastSend map[*childProc]sendOutcome
+}
+
+// sendOutcome is what became of one SEND: coalesced or not, or, for a
+// persistent SEND whose Put has not committed yet, where it is in that Put
+// (the store decides whether it coalesces).
+type sendOutcome struct {
+	coalesced bool
+	put       uint64 // nonzero: the producer's Put number put holds the SEND
+	idx       int    // its index in that Put
 }
 
 // reoffer is a child that should be shown q's current offers again.
@@ -154,14 +163,14 @@ type queue struct {
 func newLedger(b *Broker, sem slotSemaphores, maxBytes int64) *ledger {
 	l := &ledger{
 		b: b, sem: sem, maxBytes: maxBytes,
-		jobs:          JobDefaults{MaxRedeliveries: -1},
-		queues:        map[string]*queue{},
-		msgs:          map[string]*qmsg{},
-		slots:         make([]slot, sem.Slots()+1),
-		hungry:        map[*queue]bool{},
-		leased:        map[*qmsg]bool{},
-		now:           time.Now,
-		lastCoalesced: map[*childProc]bool{},
+		jobs:     JobDefaults{MaxRedeliveries: -1},
+		queues:   map[string]*queue{},
+		msgs:     map[string]*qmsg{},
+		slots:    make([]slot, sem.Slots()+1),
+		hungry:   map[*queue]bool{},
+		leased:   map[*qmsg]bool{},
+		now:      time.Now,
+		lastSend: map[*childProc]sendOutcome{},
 	}
 	for i := sem.Slots(); i >= 1; i-- {
 		l.free = append(l.free, i)
@@ -194,7 +203,7 @@ func frameSize(f *frame.Frame) int64 {
 // there is one; the rest wait in memory, at the tail of their queue or, if
 // scheduled, until their time.
 func (l *ledger) publish(from *childProc, id, dest string, f *frame.Frame) {
-	l.lastCoalesced[from] = false
+	l.lastSend[from] = sendOutcome{}
 	job, err := parseJobSpec(f, l.jobs, l.now())
 	if err != nil {
 		l.b.tellToClose(from, err.Error())
@@ -207,13 +216,14 @@ func (l *ledger) publish(from *childProc, id, dest string, f *frame.Frame) {
 		return
 	}
 	if (job.persistent || l.b.cfg.PersistAll) && l.durable != nil {
-		l.durable.put(from, dest, f, job, size)
+		put, idx := l.durable.put(from, dest, f, job, size)
+		l.lastSend[from] = sendOutcome{put: put, idx: idx}
 		return
 	}
 	q := l.queue(dest)
 	if job.uniqKey != "" {
 		if _, pending := q.uniq[job.uniqKey]; pending {
-			l.lastCoalesced[from] = true
+			l.lastSend[from] = sendOutcome{coalesced: true}
 			return
 		}
 	}
@@ -294,22 +304,26 @@ func (l *ledger) remove(m *qmsg) {
 	m.q.forgetIfIdle(l)
 }
 
-// delay parks m until t.
+// delay parks m until t; the wake-up timer releases it then.
 func (l *ledger) delay(m *qmsg, t time.Time) {
 	m.state, m.notBefore = stateDelayed, t
 	heap.Push(&m.q.delayed, m)
+	l.b.wakeBy(t)
 }
 
 // afterPending runs fn once every message c published so far is as safe as
 // the broker promises: in memory, at once; persistent messages with a
 // durable store, once committed. coalesced tells fn whether c's last SEND
-// was merged with a pending message of the same uniqkey.
+// (the one a RECEIPT asked now answers) was merged with a pending message
+// of the same uniqkey: for a memory SEND the ledger knows at once, for a
+// persistent one the store says when its Put commits.
 func (l *ledger) afterPending(c *childProc, fn func(coalesced bool)) {
+	last := l.lastSend[c]
 	if l.durable != nil && l.durable.pending(c) {
-		l.durable.afterPut(c, fn)
+		l.durable.afterPut(c, last, fn)
 		return
 	}
-	fn(l.lastCoalesced[c])
+	fn(last.coalesced)
 }
 
 // credit is how many more messages the consumers of q could take.
@@ -674,7 +688,7 @@ func (l *ledger) requeueHeldBy(held func(*qmsg) bool, reason string) {
 // value is above zero is armed again and re-offered (the other children
 // dropped that offer when they lost the race).
 func (l *ledger) childGone(c *childProc) {
-	delete(l.lastCoalesced, c)
+	delete(l.lastSend, c)
 	if l.durable != nil {
 		l.durable.childGone(c)
 	}
@@ -693,12 +707,10 @@ func (l *ledger) childGone(c *childProc) {
 // a while although some consumer had credit (a safety net that should
 // never fire).
 func (l *ledger) onTick(now time.Time) {
+	if next := l.releaseDue(now); !next.IsZero() {
+		l.b.wakeBy(next)
+	}
 	for _, q := range l.queues {
-		for q.delayed.Len() > 0 && !q.delayed[0].notBefore.After(now) {
-			m := heap.Pop(&q.delayed).(*qmsg)
-			m.state = stateReady
-			q.ready.pushBack(m)
-		}
 		if q.ready.len() > 0 {
 			l.pump(q)
 		}
@@ -718,6 +730,32 @@ func (l *ledger) onTick(now time.Time) {
 	if l.durable != nil {
 		l.durable.onTick(now)
 	}
+}
+
+// releaseDue makes the delayed messages whose time has come ready (and,
+// with a durable store, asks it for stored ones coming due), and returns
+// the next due time it knows of (zero: none). The wake-up timer calls it
+// at that time (wake.go); the tick, as a safety net.
+func (l *ledger) releaseDue(now time.Time) (next time.Time) {
+	for _, q := range l.queues {
+		released := false
+		for q.delayed.Len() > 0 && !q.delayed[0].notBefore.After(now) {
+			m := heap.Pop(&q.delayed).(*qmsg)
+			m.state = stateReady
+			q.ready.pushBack(m)
+			released = true
+		}
+		if q.delayed.Len() > 0 {
+			next = earliest(next, q.delayed[0].notBefore)
+		}
+		if released {
+			l.pump(q)
+		}
+	}
+	if l.durable != nil {
+		next = earliest(next, l.durable.releaseDue(now))
+	}
+	return next
 }
 
 // revoke takes back a delivery its consumer did not ack within the

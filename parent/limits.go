@@ -1,6 +1,7 @@
 package parent
 
 import (
+	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
@@ -45,6 +46,13 @@ const maxRefusals = 64
 
 // refuseTimeout bounds the time spent refusing one client.
 const refuseTimeout = 2 * time.Second
+
+// refuseConnectWait bounds the wait for a refused client's CONNECT before
+// the broker ends the stream (the ERROR frame is already written).
+const refuseConnectWait = time.Second
+
+// refuseReadMax bounds what is read from a refused client.
+const refuseReadMax = 64 << 10
 
 // Refusal reasons, as in log lines and the refused_total metric's label.
 const (
@@ -200,4 +208,50 @@ func remoteIP(conn net.Conn) netip.Addr {
 		return ta.AddrPort().Addr().Unmap()
 	}
 	return netip.Addr{}
+}
+
+// refusalLog rate-limits the WARN lines about refused clients: at most one
+// line per second per reason, which counts the refusals of that reason left
+// out since the previous line (a flood must not turn into a flood of log
+// lines; the refused_total metric counts every one). The accept loops share
+// it, so it has its own lock.
+type refusalLog struct {
+	mu     sync.Mutex
+	reason map[string]*refusalCount
+	now    func() time.Time // time.Now if nil (tests set a clock)
+}
+
+type refusalCount struct {
+	last       time.Time
+	suppressed int
+}
+
+// refusalLogEvery is the shortest interval between two lines of one reason.
+const refusalLogEvery = time.Second
+
+// warn logs a refusal of client for reason (with message, the ERROR's
+// text), unless a line of that reason was logged within refusalLogEvery.
+func (r *refusalLog) warn(log *slog.Logger, reason, client, message string) {
+	r.mu.Lock()
+	now := time.Now()
+	if r.now != nil {
+		now = r.now()
+	}
+	if r.reason == nil {
+		r.reason = map[string]*refusalCount{}
+	}
+	c := r.reason[reason]
+	if c == nil {
+		c = &refusalCount{}
+		r.reason[reason] = c
+	}
+	if !c.last.IsZero() && now.Sub(c.last) < refusalLogEvery {
+		c.suppressed++
+		r.mu.Unlock()
+		return
+	}
+	suppressed := c.suppressed
+	c.last, c.suppressed = now, 0
+	r.mu.Unlock()
+	log.Warn("client refused", "client", client, "reason", reason, "message", message, "suppressed", suppressed)
 }
