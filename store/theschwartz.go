@@ -360,65 +360,32 @@ type schwartzGrab struct {
 	funcid int64
 }
 
-// OpenTheSchwartz opens the TheSchwartz database named by spec (the part of
-// a --store value after "theschwartz:") and creates TheSchwartz's tables
-// (funcmap, job, note, error, exitstatus, with the indexes of TheSchwartz's
-// schema files) if absent. Existing tables are never altered; they must have
-// TheSchwartz's columns, or OpenTheSchwartz fails saying which table does
-// not. spec is one of:
-//
-//   - "sqlite:/path/file.db": an SQLite file (created if absent), opened
-//     with busy_timeout 10s so Perl workers holding the lock are waited
-//     for; its journal mode is left as the file has it;
-//   - "postgres://..." or "postgresql://...": a PostgreSQL URL (pgx
-//     parameters such as search_path work).
-//
-// Either may carry the option keep_exit_status_for=<seconds> as a query
-// parameter ("sqlite:/path?keep_exit_status_for=86400"): like the worker
-// method of that name, it makes ACK and give-up record an exitstatus row
-// kept that long. The default 0 records none. Unknown options are a wrapped
-// ErrBadSpec. The caller must Close the store.
+// OpenTheSchwartz opens the TheSchwartz database named by spec, the part of
+// a --store value after "theschwartz:" (see ParseSpec for its forms and
+// options), and creates TheSchwartz's tables (funcmap, job, note, error,
+// exitstatus, with the indexes of TheSchwartz's schema files) if absent.
+// Existing tables are never altered; they must have TheSchwartz's columns,
+// or OpenTheSchwartz fails saying which table does not. An SQLite file is
+// opened with busy_timeout 10s so Perl workers holding the lock are waited
+// for, and its journal mode is left as the file has it. The caller must
+// Close the store.
 func OpenTheSchwartz(ctx context.Context, spec string) (Store, error) {
-	var (
-		d       *schwartzDialect
-		dsn     string
-		options url.Values
-		driver  string
-	)
-	switch {
-	case strings.HasPrefix(spec, "sqlite:"):
-		path, raw, _ := strings.Cut(strings.TrimPrefix(spec, "sqlite:"), "?")
-		if path == "" || strings.Contains(path, "#") {
-			return nil, fmt.Errorf("%w: theschwartz: %q needs an SQLite file path without '#'", ErrBadSpec, spec)
-		}
-		var err error
-		if options, err = url.ParseQuery(raw); err != nil {
-			return nil, fmt.Errorf("%w: theschwartz: options of %q: %v", ErrBadSpec, spec, err)
-		}
+	sp, err := ParseSpec(schwartzSpecPrefix + spec)
+	if err != nil {
+		return nil, err
+	}
+	return openTheSchwartz(ctx, sp)
+}
+
+// openTheSchwartz opens the TheSchwartz store sp names.
+func openTheSchwartz(ctx context.Context, sp Spec) (Store, error) {
+	d, driver, dsn := schwartzPostgres, "pgx", sp.URL
+	if sp.Path != "" {
 		q := url.Values{}
 		q.Add("_pragma", "busy_timeout(10000)") // Perl workers hold the lock briefly: wait, don't fail
 		q.Add("_pragma", "synchronous(FULL)")   // a RECEIPT means the job is on disk
 		q.Set("_txlock", "immediate")           // BEGIN IMMEDIATE: take the write lock up front
-		d, driver, dsn = schwartzSQLite, "sqlite", path+"?"+q.Encode()
-	case strings.HasPrefix(spec, "postgres://"), strings.HasPrefix(spec, "postgresql://"):
-		u, err := url.Parse(spec)
-		if err != nil {
-			return nil, fmt.Errorf("%w: theschwartz: %v", ErrBadSpec, err)
-		}
-		all := u.Query()
-		options = url.Values{}
-		if v, ok := all["keep_exit_status_for"]; ok {
-			options["keep_exit_status_for"] = v
-			all.Del("keep_exit_status_for")
-		}
-		u.RawQuery = all.Encode()
-		d, driver, dsn = schwartzPostgres, "pgx", u.String()
-	default:
-		return nil, fmt.Errorf("%w: theschwartz: %q (want theschwartz:sqlite:/path or theschwartz:postgres://...)", ErrBadSpec, spec)
-	}
-	keep, err := schwartzOptions(options)
-	if err != nil {
-		return nil, err
+		d, driver, dsn = schwartzSQLite, "sqlite", sp.Path+"?"+q.Encode()
 	}
 	db, err := sql.Open(driver, dsn)
 	if err != nil {
@@ -432,7 +399,7 @@ func OpenTheSchwartz(ctx context.Context, spec string) (Store, error) {
 		db.SetConnMaxLifetime(0)
 	}
 	s := &schwartzStore{
-		db: db, d: d, keepExitStatusFor: keep,
+		db: db, d: d, keepExitStatusFor: sp.KeepExitStatusFor,
 		funcIDs: make(map[string]int64),
 		held:    make(map[int64]schwartzGrab),
 	}
@@ -442,23 +409,6 @@ func OpenTheSchwartz(ctx context.Context, spec string) (Store, error) {
 	}
 	s.gc = newGroupCommitter(s.commitPuts)
 	return s, nil
-}
-
-// schwartzOptions reads the options of a theschwartz: spec.
-func schwartzOptions(options url.Values) (keepExitStatusFor int64, err error) {
-	for name, values := range options {
-		switch name {
-		case "keep_exit_status_for":
-			n, err := strconv.ParseInt(values[len(values)-1], 10, 64)
-			if err != nil || n < 0 {
-				return 0, fmt.Errorf("%w: theschwartz: keep_exit_status_for=%q: want seconds >= 0", ErrBadSpec, values[len(values)-1])
-			}
-			keepExitStatusFor = n
-		default:
-			return 0, fmt.Errorf("%w: theschwartz: unknown option %q (known: keep_exit_status_for)", ErrBadSpec, name)
-		}
-	}
-	return keepExitStatusFor, nil
 }
 
 // createSchema creates every absent table in one transaction and checks
