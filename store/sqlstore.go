@@ -189,8 +189,9 @@ func (s *msgStore) ReleaseOwner(ctx context.Context, owner string) error {
 }
 
 // msgReleaseOwner is ReleaseOwner's statement (plan_test.go checks its
-// SQLite plan). "owner <> ''" is true whenever "owner = ?" is, but only
-// with it written out does SQLite use the partial index messages_owner.
+// SQLite plan). Its second condition (owner not empty) holds whenever the
+// first does, but only with it written out does SQLite use the partial
+// index messages_owner.
 const msgReleaseOwner = `UPDATE messages SET owner = '', lease_until = {noLease}
 	WHERE owner = ? AND owner <> ''`
 
