@@ -117,7 +117,7 @@ func createPostgresSchema(ctx context.Context, pool *pgxpool.Pool) error {
 
 // Put implements Store.Put through the group committer.
 func (s *postgresStore) Put(ctx context.Context, msgs []*Message) ([]PutResult, error) {
-	return s.put(ctx, msgs)
+	return s.put(ctx, msgs, nil)
 }
 
 // postgresInsert stores one message unless its (queue, uniqkey) exists.

@@ -143,7 +143,7 @@ func OpenSQLite(ctx context.Context, path string) (Store, error) {
 
 // Put implements Store.Put through the group committer.
 func (s *sqliteStore) Put(ctx context.Context, msgs []*Message) ([]PutResult, error) {
-	return s.put(ctx, msgs)
+	return s.put(ctx, msgs, nil)
 }
 
 // commitPuts is the group committer's commitFunc: every message of every

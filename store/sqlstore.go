@@ -34,13 +34,21 @@ func (b *sqlBase) do(op string, fn func() error) error {
 }
 
 // put is Store.Put for every SQL store: ErrClosed after Close, the checks
-// every backend makes, then the group committer.
-func (b *sqlBase) put(ctx context.Context, msgs []*Message) ([]PutResult, error) {
+// every backend makes, then check (if not nil) on each message, then the
+// group committer.
+func (b *sqlBase) put(ctx context.Context, msgs []*Message, check func(*Message) error) ([]PutResult, error) {
 	if b.closed.Load() {
 		return nil, ErrClosed
 	}
 	if err := validate(msgs); err != nil {
 		return nil, err
+	}
+	if check != nil {
+		for i, m := range msgs {
+			if err := check(m); err != nil {
+				return nil, fmt.Errorf("message %d: %w", i, err)
+			}
+		}
 	}
 	return b.gc.put(ctx, msgs)
 }

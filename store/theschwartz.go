@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
@@ -94,8 +93,7 @@ type schwartzStore struct {
 	db                *sql.DB
 	d                 *schwartzDialect
 	keepExitStatusFor int64 // seconds; 0 = record no exit status (TheSchwartz's default)
-	gc                *groupCommitter
-	closed            atomic.Bool
+	sqlBase
 
 	funcMu  sync.Mutex
 	funcIDs map[string]int64 // funcname → funcid, committed rows only
@@ -156,6 +154,7 @@ func openTheSchwartz(ctx context.Context, sp Spec) (Store, error) {
 	}
 	s := &schwartzStore{
 		db: db, d: d, keepExitStatusFor: sp.KeepExitStatusFor,
+		sqlBase: sqlBase{name: "theschwartz"},
 		funcIDs: make(map[string]int64),
 		held:    make(map[int64]schwartzGrab),
 	}
@@ -167,27 +166,16 @@ func openTheSchwartz(ctx context.Context, sp Spec) (Store, error) {
 	return s, nil
 }
 
-// PutCommits implements CommitCounter.
-func (s *schwartzStore) PutCommits() (commits, puts uint64) { return s.gc.counts() }
-
 // Put implements Store.Put through the group committer: every message
 // becomes a job row (TheSchwartz's insert). A message whose uniqkey is
 // taken by a stored job of the same funcname is not inserted (Coalesced),
 // as TheSchwartz ignores such a duplicate.
 func (s *schwartzStore) Put(ctx context.Context, msgs []*Message) ([]PutResult, error) {
-	if s.closed.Load() {
-		return nil, ErrClosed
-	}
-	if err := validate(msgs); err != nil {
-		return nil, err
-	}
 	now := time.Now()
-	for i, m := range msgs {
-		if _, err := jobFromMessage(m, now); err != nil {
-			return nil, fmt.Errorf("message %d: %w", i, err)
-		}
-	}
-	return s.gc.put(ctx, msgs)
+	return s.put(ctx, msgs, func(m *Message) error {
+		_, err := jobFromMessage(m, now)
+		return err
+	})
 }
 
 // commitPuts is the group committer's commitFunc: all jobs of the batch in
@@ -376,48 +364,50 @@ func (s *schwartzStore) Lease(ctx context.Context, queue, owner string, n int, l
 // whose value changed (completed or failed by someone, or grabbed again
 // after the lease ran out) is lost.
 func (s *schwartzStore) Renew(ctx context.Context, owner string, jobIDs []int64, lease time.Duration) error {
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	if len(jobIDs) == 0 {
-		return nil
-	}
-	s.leaseMu.Lock()
-	defer s.leaseMu.Unlock()
-	until := leaseUntil(time.Now(), lease)
-	var lost, renewed []int64
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		lost, renewed = lost[:0], renewed[:0]
-		for _, id := range jobIDs {
-			g, ok := s.held[id]
-			if !ok || g.owner != owner {
-				lost = append(lost, id)
-				continue
+	var lost []int64
+	err := s.fenced("renew", func() error {
+		if len(jobIDs) == 0 {
+			return nil
+		}
+		until := leaseUntil(time.Now(), lease)
+		var renewed []int64
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			lost, renewed = lost[:0], renewed[:0]
+			for _, id := range jobIDs {
+				g, ok := s.held[id]
+				if !ok || g.owner != owner {
+					lost = append(lost, id)
+					continue
+				}
+				n, err := execCount(ctx, tx, s.d.q(`UPDATE job SET grabbed_until = ? WHERE jobid = ? AND grabbed_until = ?`), until, id, g.until)
+				if err != nil {
+					return err
+				}
+				if n == 0 {
+					lost = append(lost, id)
+				} else {
+					renewed = append(renewed, id)
+				}
 			}
-			n, err := execCount(ctx, tx, s.d.q(`UPDATE job SET grabbed_until = ? WHERE jobid = ? AND grabbed_until = ?`), until, id, g.until)
-			if err != nil {
-				return err
-			}
-			if n == 0 {
-				lost = append(lost, id)
-			} else {
-				renewed = append(renewed, id)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, id := range renewed {
+			g := s.held[id]
+			g.until = until
+			s.held[id] = g
+		}
+		for _, id := range lost {
+			if g, ok := s.held[id]; ok && g.owner == owner {
+				delete(s.held, id)
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("store: theschwartz: renew: %w", err)
-	}
-	for _, id := range renewed {
-		g := s.held[id]
-		g.until = until
-		s.held[id] = g
-	}
-	for _, id := range lost {
-		if g, ok := s.held[id]; ok && g.owner == owner {
-			delete(s.held, id)
-		}
+		return err
 	}
 	return leaseLost(lost)
 }
@@ -427,42 +417,39 @@ func (s *schwartzStore) Renew(ctx context.Context, owner string, jobIDs []int64,
 // recorded for each job that was still there. Like completed(), it does not
 // check the grab: the work is done, whoever else holds the job now.
 func (s *schwartzStore) Ack(ctx context.Context, jobIDs []int64) error {
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	if len(jobIDs) == 0 {
-		return nil
-	}
-	s.leaseMu.Lock()
-	defer s.leaseMu.Unlock()
-	now := time.Now().Unix()
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		for chunk := range slices.Chunk(jobIDs, schwartzIDChunk) {
-			rows, err := tx.QueryContext(ctx, s.d.q(`DELETE FROM job WHERE jobid IN (`+placeholders(len(chunk))+`)
-				RETURNING jobid, funcid`), anys(chunk)...)
-			if err != nil {
-				return err
-			}
-			deleted, err := scanIDPairs(rows)
-			if err != nil {
-				return err
-			}
-			for _, d := range deleted {
-				if err := s.recordExitStatus(ctx, tx, d[0], d[1], 0, now); err != nil {
+	return s.fenced("ack", func() error {
+		if len(jobIDs) == 0 {
+			return nil
+		}
+		now := time.Now().Unix()
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			for chunk := range slices.Chunk(jobIDs, schwartzIDChunk) {
+				rows, err := tx.QueryContext(ctx, s.d.q(`DELETE FROM job WHERE jobid IN (`+placeholders(len(chunk))+`)
+					RETURNING jobid, funcid`), anys(chunk)...)
+				if err != nil {
 					return err
 				}
+				deleted, err := scanIDPairs(rows)
+				if err != nil {
+					return err
+				}
+				for _, d := range deleted {
+					if err := s.recordExitStatus(ctx, tx, d[0], d[1], 0, now); err != nil {
+						return err
+					}
+				}
 			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
+		for _, id := range jobIDs {
+			delete(s.held, id)
+		}
+		s.maybeCleanExitStatus(ctx, now)
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("store: theschwartz: ack: %w", err)
-	}
-	for _, id := range jobIDs {
-		delete(s.held, id)
-	}
-	s.maybeCleanExitStatus(ctx, now)
-	return nil
 }
 
 // Release implements Store.Release for the jobs this store still holds
@@ -473,55 +460,52 @@ func (s *schwartzStore) Ack(ctx context.Context, jobIDs []int64) error {
 // = 0 and, when notBefore is in the future, run_after = notBefore (rounded
 // up to a whole second).
 func (s *schwartzStore) Release(ctx context.Context, jobIDs []int64, notDelivered bool, notBefore time.Time, lastError string) error {
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	if len(jobIDs) == 0 {
-		return nil
-	}
-	s.leaseMu.Lock()
-	defer s.leaseMu.Unlock()
-	now := time.Now()
-	// args gives the update's arguments for one job.
-	update := `UPDATE job SET grabbed_until = 0 WHERE jobid = ? AND grabbed_until = ?`
-	args := func(id int64, g schwartzGrab) []any { return []any{id, g.until} }
-	if !notDelivered && notBefore.After(now) {
-		update = `UPDATE job SET grabbed_until = 0, run_after = ? WHERE jobid = ? AND grabbed_until = ?`
-		runAfter := ceilUnix(notBefore)
-		args = func(id int64, g schwartzGrab) []any { return []any{runAfter, id, g.until} }
-	}
-	failed := false
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		failed = false
-		for _, id := range jobIDs {
-			g, ok := s.held[id]
-			if !ok {
-				continue
-			}
-			n, err := execCount(ctx, tx, s.d.q(update), args(id, g)...)
-			if err != nil {
-				return err
-			}
-			if n == 0 || notDelivered {
-				continue
-			}
-			if err := s.addFailure(ctx, tx, id, g.funcid, lastError, now.Unix()); err != nil {
-				return err
-			}
-			failed = true
+	return s.fenced("release", func() error {
+		if len(jobIDs) == 0 {
+			return nil
 		}
-		if failed {
-			return s.cleanOldErrors(ctx, tx, now.Unix())
+		now := time.Now()
+		// args gives the update's arguments for one job.
+		update := `UPDATE job SET grabbed_until = 0 WHERE jobid = ? AND grabbed_until = ?`
+		args := func(id int64, g schwartzGrab) []any { return []any{id, g.until} }
+		if !notDelivered && notBefore.After(now) {
+			update = `UPDATE job SET grabbed_until = 0, run_after = ? WHERE jobid = ? AND grabbed_until = ?`
+			runAfter := ceilUnix(notBefore)
+			args = func(id int64, g schwartzGrab) []any { return []any{runAfter, id, g.until} }
+		}
+		failed := false
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			failed = false
+			for _, id := range jobIDs {
+				g, ok := s.held[id]
+				if !ok {
+					continue
+				}
+				n, err := execCount(ctx, tx, s.d.q(update), args(id, g)...)
+				if err != nil {
+					return err
+				}
+				if n == 0 || notDelivered {
+					continue
+				}
+				if err := s.addFailure(ctx, tx, id, g.funcid, lastError, now.Unix()); err != nil {
+					return err
+				}
+				failed = true
+			}
+			if failed {
+				return s.cleanOldErrors(ctx, tx, now.Unix())
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, id := range jobIDs {
+			delete(s.held, id)
 		}
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("store: theschwartz: release: %w", err)
-	}
-	for _, id := range jobIDs {
-		delete(s.held, id)
-	}
-	return nil
 }
 
 // releaseHeld undoes grabs without counting them (Lease's way back when it
@@ -550,41 +534,38 @@ func (s *schwartzStore) releaseHeld(ctx context.Context, jobIDs []int64) {
 // its grab. It returns a wrapped ErrNotFound when the job is not stored (or
 // no longer held by this store).
 func (s *schwartzStore) DeadLetter(ctx context.Context, id int64, dlq string) error {
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	if dlq == "" {
-		return fmt.Errorf("store: theschwartz: give up job %d: empty queue name: %w", id, ErrBadMessage)
-	}
-	s.leaseMu.Lock()
-	defer s.leaseMu.Unlock()
-	now := time.Now().Unix()
-	del, args := `DELETE FROM job WHERE jobid = ? RETURNING funcid`, []any{id}
-	if g, ok := s.held[id]; ok {
-		del, args = `DELETE FROM job WHERE jobid = ? AND grabbed_until = ? RETURNING funcid`, []any{id, g.until}
-	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var funcid int64
-		if err := tx.QueryRowContext(ctx, s.d.q(del), args...).Scan(&funcid); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
-				return ErrNotFound
+	return s.fenced(fmt.Sprintf("give up job %d", id), func() error {
+		if dlq == "" {
+			return fmt.Errorf("empty queue name: %w", ErrBadMessage)
+		}
+		now := time.Now().Unix()
+		del, args := `DELETE FROM job WHERE jobid = ? RETURNING funcid`, []any{id}
+		if g, ok := s.held[id]; ok {
+			del, args = `DELETE FROM job WHERE jobid = ? AND grabbed_until = ? RETURNING funcid`, []any{id, g.until}
+		}
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			var funcid int64
+			if err := tx.QueryRowContext(ctx, s.d.q(del), args...).Scan(&funcid); err != nil {
+				if errors.Is(err, sql.ErrNoRows) {
+					return ErrNotFound
+				}
+				return err
 			}
+			if err := s.addFailure(ctx, tx, id, funcid, schwartzGiveUpMessage, now); err != nil {
+				return err
+			}
+			if err := s.recordExitStatus(ctx, tx, id, funcid, 1, now); err != nil {
+				return err
+			}
+			return s.cleanOldErrors(ctx, tx, now)
+		})
+		delete(s.held, id)
+		if err != nil {
 			return err
 		}
-		if err := s.addFailure(ctx, tx, id, funcid, schwartzGiveUpMessage, now); err != nil {
-			return err
-		}
-		if err := s.recordExitStatus(ctx, tx, id, funcid, 1, now); err != nil {
-			return err
-		}
-		return s.cleanOldErrors(ctx, tx, now)
+		s.maybeCleanExitStatus(ctx, now)
+		return nil
 	})
-	delete(s.held, id)
-	if err != nil {
-		return fmt.Errorf("store: theschwartz: give up job %d: %w", id, err)
-	}
-	s.maybeCleanExitStatus(ctx, now)
-	return nil
 }
 
 // ReleaseOwner implements Store.ReleaseOwner for the jobs this process
@@ -593,64 +574,61 @@ func (s *schwartzStore) DeadLetter(ctx context.Context, id int64, dlq string) er
 // expire by themselves (grabbed_until), as a crashed TheSchwartz worker's
 // do.
 func (s *schwartzStore) ReleaseOwner(ctx context.Context, owner string) error {
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	s.leaseMu.Lock()
-	defer s.leaseMu.Unlock()
-	var mine []int64
-	for id, g := range s.held {
-		if g.owner == owner {
-			mine = append(mine, id)
-		}
-	}
-	if len(mine) == 0 {
-		return nil
-	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		for _, id := range mine {
-			if _, err := tx.ExecContext(ctx, s.d.q(`UPDATE job SET grabbed_until = 0 WHERE jobid = ? AND grabbed_until = ?`),
-				id, s.held[id].until); err != nil {
-				return err
+	return s.fenced(fmt.Sprintf("release owner %q", owner), func() error {
+		var mine []int64
+		for id, g := range s.held {
+			if g.owner == owner {
+				mine = append(mine, id)
 			}
+		}
+		if len(mine) == 0 {
+			return nil
+		}
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			for _, id := range mine {
+				if _, err := tx.ExecContext(ctx, s.d.q(`UPDATE job SET grabbed_until = 0 WHERE jobid = ? AND grabbed_until = ?`),
+					id, s.held[id].until); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, id := range mine {
+			delete(s.held, id)
 		}
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("store: theschwartz: release owner %q: %w", owner, err)
-	}
-	for _, id := range mine {
-		delete(s.held, id)
-	}
-	return nil
 }
 
 // Stats implements Store.Stats: one line per funcname with jobs; Leased
 // counts every job under an unexpired grab, Perl workers' included. It
 // scans the whole job table.
 func (s *schwartzStore) Stats(ctx context.Context) ([]QueueStats, error) {
-	if s.closed.Load() {
-		return nil, ErrClosed
-	}
-	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT f.funcname, count(*),
-		COALESCE(sum(CASE WHEN j.grabbed_until > ? THEN 1 ELSE 0 END), 0)
-		FROM job j JOIN funcmap f ON f.funcid = j.funcid
-		GROUP BY f.funcname`), time.Now().Unix())
-	if err != nil {
-		return nil, fmt.Errorf("store: theschwartz: stats: %w", err)
-	}
-	defer rows.Close()
 	var out []QueueStats
-	for rows.Next() {
-		var st QueueStats
-		if err := rows.Scan(&st.Queue, &st.Stored, &st.Leased); err != nil {
-			return nil, fmt.Errorf("store: theschwartz: stats: %w", err)
+	err := s.do("stats", func() error {
+		rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT f.funcname, count(*),
+			COALESCE(sum(CASE WHEN j.grabbed_until > ? THEN 1 ELSE 0 END), 0)
+			FROM job j JOIN funcmap f ON f.funcid = j.funcid
+			GROUP BY f.funcname`), time.Now().Unix())
+		if err != nil {
+			return err
 		}
-		st.Queue = schwartzQueuePrefix + st.Queue
-		out = append(out, st)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: theschwartz: stats: %w", err)
+		defer rows.Close()
+		for rows.Next() {
+			var st QueueStats
+			if err := rows.Scan(&st.Queue, &st.Stored, &st.Leased); err != nil {
+				return err
+			}
+			st.Queue = schwartzQueuePrefix + st.Queue
+			out = append(out, st)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
 	}
 	// Sorted here, not by ORDER BY: PostgreSQL sorts text by collation.
 	sort.Slice(out, func(i, j int) bool { return out[i].Queue < out[j].Queue })
@@ -660,15 +638,17 @@ func (s *schwartzStore) Stats(ctx context.Context) ([]QueueStats, error) {
 // Close implements Store.Close: it lets the group committer finish its
 // batch, then closes the database. Jobs still held keep their grab until it
 // expires (the broker releases what it holds before closing).
-func (s *schwartzStore) Close() error {
-	if s.closed.Swap(true) {
-		return nil
-	}
-	s.gc.close()
-	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("store: theschwartz: close: %w", err)
-	}
-	return nil
+func (s *schwartzStore) Close() error { return s.close(s.db.Close) }
+
+// fenced is the preamble of the methods that read or change s.held and
+// the rows it fences: ErrClosed after Close, else fn under leaseMu, its
+// error wrapped as "store: theschwartz: <op>: <err>".
+func (s *schwartzStore) fenced(op string, fn func() error) error {
+	return s.do(op, func() error {
+		s.leaseMu.Lock()
+		defer s.leaseMu.Unlock()
+		return fn()
+	})
 }
 
 // inTx runs fn in a transaction and commits it.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 )
 
 // The TheSchwartz tables in each SQL dialect, and what else differs
@@ -160,18 +159,7 @@ func (d *schwartzDialect) q(query string) string {
 	if !d.dollar {
 		return query
 	}
-	var b strings.Builder
-	n := 0
-	for _, r := range query {
-		if r == '?' {
-			n++
-			b.WriteByte('$')
-			b.WriteString(strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
+	return dollarPlaceholders(query)
 }
 
 // createSchema creates every absent table in one transaction and checks
