@@ -74,9 +74,9 @@ type QueueStats struct {
 	DeadLettered int
 }
 
-// Store is the durable home of persistent queue messages. The broker's
-// ledger calls it from a dedicated store goroutine; every method may block
-// on disk or network I/O and is safe for concurrent use.
+// Store is the durable home of persistent queue messages. The broker calls
+// it from goroutines of its own, never from the event loop; every method
+// may block on disk or network I/O and is safe for concurrent use.
 type Store interface {
 	// Put stores msgs durably and fills in their IDs. It returns only after
 	// the data is committed: fsync'd for SQLite (WAL, synchronous=FULL),
