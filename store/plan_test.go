@@ -28,7 +28,7 @@ func TestSQLiteQueryPlans(t *testing.T) {
 	}{
 		{"lease: pick ready rows", sqlitePickReady, []any{"q", 0, 10}, "messages_ready"},
 		{"lease: expire leases", sqliteExpireLeases, []any{"q", 0}, "messages_leased"},
-		{"release owner", sqliteReleaseOwner, []any{"A"}, "messages_owner"},
+		{"release owner", sqliteDialect(db).sql(msgReleaseOwner), []any{"A"}, "messages_owner"},
 		{"coalesce lookup", sqliteFindUniq, []any{"q", "k"}, "messages_uniqkey"},
 	}
 	for _, c := range cases {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -49,9 +48,38 @@ const schemaLockKey = 0x53544f4d50535452
 // database: rows are claimed with SELECT ... FOR UPDATE SKIP LOCKED, so
 // concurrent Lease calls never wait on or hand out each other's rows.
 type postgresStore struct {
-	pool   *pgxpool.Pool
-	gc     *groupCommitter
-	closed atomic.Bool
+	msgStore
+	pool *pgxpool.Pool
+}
+
+// postgresDialect builds the msgDialect of a PostgreSQL store on pool.
+// Times are on the database clock: an instant travels as a delay added to
+// the server's now(). A set of ids travels as one array for ANY.
+func postgresDialect(pool *pgxpool.Pool) *msgDialect {
+	return &msgDialect{
+		dollar:  true,
+		noLease: "NULL",
+		idIn:    "id = ANY(?)",
+		ids:     func(ids []int64) any { return ids },
+		instant: func(t time.Time) (string, any) {
+			var delay time.Duration
+			if !t.IsZero() {
+				delay = time.Until(t)
+			}
+			return "now() + ?::interval", delay
+		},
+		exec: func(ctx context.Context, query string, args ...any) (int64, error) {
+			tag, err := pool.Exec(ctx, query, args...)
+			return tag.RowsAffected(), err
+		},
+		queryIDs: func(ctx context.Context, query string, args ...any) ([]int64, error) {
+			rows, err := pool.Query(ctx, query, args...)
+			if err != nil {
+				return nil, err
+			}
+			return pgx.CollectRows(rows, pgx.RowTo[int64])
+		},
+	}
 }
 
 // OpenPostgres connects to the database at url (a postgres:// or
@@ -66,7 +94,7 @@ func OpenPostgres(ctx context.Context, url string) (Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	s := &postgresStore{pool: pool}
+	s := &postgresStore{msgStore: msgStore{sqlBase: sqlBase{name: "postgres"}, d: postgresDialect(pool)}, pool: pool}
 	s.gc = newGroupCommitter(s.commitPuts)
 	return s, nil
 }
@@ -87,18 +115,9 @@ func createPostgresSchema(ctx context.Context, pool *pgxpool.Pool) error {
 	})
 }
 
-// PutCommits implements CommitCounter.
-func (s *postgresStore) PutCommits() (commits, puts uint64) { return s.gc.counts() }
-
 // Put implements Store.Put through the group committer.
 func (s *postgresStore) Put(ctx context.Context, msgs []*Message) ([]PutResult, error) {
-	if s.closed.Load() {
-		return nil, ErrClosed
-	}
-	if err := validate(msgs); err != nil {
-		return nil, err
-	}
-	return s.gc.put(ctx, msgs)
+	return s.put(ctx, msgs, nil)
 }
 
 // postgresInsert stores one message unless its (queue, uniqkey) exists.
@@ -200,38 +219,38 @@ func insertArgs(m *Message, now time.Time) []any {
 // for it, and PostgreSQL re-checks the WHERE clause on each row it locks,
 // so a row claimed meanwhile is never returned twice.
 func (s *postgresStore) Lease(ctx context.Context, queue, owner string, n int, lease time.Duration) ([]*Message, error) {
-	if s.closed.Load() {
-		return nil, ErrClosed
-	}
-	if n <= 0 {
-		return nil, nil
-	}
 	var msgs []*Message
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE messages SET owner = '', lease_until = NULL
-			WHERE id IN (SELECT id FROM messages
-				WHERE queue = $1 AND owner <> '' AND lease_until <= now()
-				FOR UPDATE SKIP LOCKED)`, queue); err != nil {
-			return fmt.Errorf("store: postgres: lease: expire old leases: %w", err)
+	err := s.do("lease", func() error {
+		if n <= 0 {
+			return nil
 		}
-		rows, err := tx.Query(ctx, `WITH picked AS (
-				SELECT id FROM messages
-				WHERE queue = $1 AND owner = '' AND not_before <= now()
-				ORDER BY priority DESC, id
-				LIMIT $2
-				FOR UPDATE SKIP LOCKED)
-			UPDATE messages m
-			SET owner = $3, lease_until = now() + $4::interval, deliveries = m.deliveries + 1
-			FROM picked WHERE m.id = picked.id
-			RETURNING `+qualified("m", messageColumns), queue, n, owner, lease)
-		if err != nil {
-			return fmt.Errorf("store: postgres: lease: %w", err)
-		}
-		msgs, err = pgx.CollectRows(rows, scanPostgresMessage)
-		if err != nil {
-			return fmt.Errorf("store: postgres: lease: scan: %w", err)
-		}
-		return nil
+		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `UPDATE messages SET owner = '', lease_until = NULL
+				WHERE id IN (SELECT id FROM messages
+					WHERE queue = $1 AND owner <> '' AND lease_until <= now()
+					FOR UPDATE SKIP LOCKED)`, queue); err != nil {
+				return fmt.Errorf("expire old leases: %w", err)
+			}
+			rows, err := tx.Query(ctx, `WITH picked AS (
+					SELECT id FROM messages
+					WHERE queue = $1 AND owner = '' AND not_before <= now()
+					ORDER BY priority DESC, id
+					LIMIT $2
+					FOR UPDATE SKIP LOCKED)
+				UPDATE messages m
+				SET owner = $3, lease_until = now() + $4::interval, deliveries = m.deliveries + 1
+				FROM picked WHERE m.id = picked.id
+				RETURNING `+qualified("m", messageColumns), queue, n, owner, lease)
+			if err != nil {
+				return err
+			}
+			msgs, err = pgx.CollectRows(rows, scanPostgresMessage)
+			if err != nil {
+				msgs = nil
+				return fmt.Errorf("scan: %w", err)
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, err
@@ -261,116 +280,26 @@ func scanPostgresMessage(row pgx.CollectableRow) (*Message, error) {
 	return &m, err
 }
 
-// Renew implements Store.Renew.
-func (s *postgresStore) Renew(ctx context.Context, owner string, ids []int64, lease time.Duration) error {
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	rows, err := s.pool.Query(ctx, `UPDATE messages SET lease_until = now() + $3::interval
-		WHERE owner = $1 AND id = ANY($2) RETURNING id`, owner, ids, lease)
-	if err != nil {
-		return fmt.Errorf("store: postgres: renew: %w", err)
-	}
-	renewed, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		return fmt.Errorf("store: postgres: renew: %w", err)
-	}
-	return leaseLost(missing(ids, renewed))
-}
-
-// Ack implements Store.Ack.
-func (s *postgresStore) Ack(ctx context.Context, ids []int64) error {
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	if _, err := s.pool.Exec(ctx, `DELETE FROM messages WHERE id = ANY($1)`, ids); err != nil {
-		return fmt.Errorf("store: postgres: ack: %w", err)
-	}
-	return nil
-}
-
-// Release implements Store.Release. NotBefore becomes a delay on the
-// server's clock, as in Put.
-func (s *postgresStore) Release(ctx context.Context, ids []int64, notDelivered bool, notBefore time.Time, lastError string) error {
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	var delay time.Duration
-	if !notBefore.IsZero() {
-		delay = time.Until(notBefore)
-	}
-	if _, err := s.pool.Exec(ctx, `UPDATE messages SET owner = '', lease_until = NULL,
-		deliveries = CASE WHEN $2 AND deliveries > 0 THEN deliveries - 1 ELSE deliveries END,
-		not_before = now() + $3::interval, last_error = $4
-		WHERE id = ANY($1)`, ids, notDelivered, delay, lastError); err != nil {
-		return fmt.Errorf("store: postgres: release: %w", err)
-	}
-	return nil
-}
-
-// DeadLetter implements Store.DeadLetter as one UPDATE (every right-hand
-// side sees the old row, so orig_queue gets the old queue).
-func (s *postgresStore) DeadLetter(ctx context.Context, id int64, dlq string) error {
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	if dlq == "" {
-		return fmt.Errorf("store: postgres: dead-letter %d: empty queue name: %w", id, ErrBadMessage)
-	}
-	tag, err := s.pool.Exec(ctx, `UPDATE messages SET
-		orig_queue = queue, orig_deliveries = deliveries,
-		queue = $1, deliveries = 0, uniqkey = '', not_before = now(), owner = '', lease_until = NULL
-		WHERE id = $2`, dlq, id)
-	if err != nil {
-		return fmt.Errorf("store: postgres: dead-letter %d: %w", id, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("store: postgres: dead-letter %d: %w", id, ErrNotFound)
-	}
-	return nil
-}
-
-// ReleaseOwner implements Store.ReleaseOwner.
-func (s *postgresStore) ReleaseOwner(ctx context.Context, owner string) error {
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	if _, err := s.pool.Exec(ctx, `UPDATE messages SET owner = '', lease_until = NULL
-		WHERE owner = $1 AND owner <> ''`,
-		owner); err != nil {
-		return fmt.Errorf("store: postgres: release owner %q: %w", owner, err)
-	}
-	return nil
-}
-
 // Stats implements Store.Stats. It scans the whole table.
 func (s *postgresStore) Stats(ctx context.Context) ([]QueueStats, error) {
-	if s.closed.Load() {
-		return nil, ErrClosed
-	}
-	rows, err := s.pool.Query(ctx, `SELECT queue, count(*),
-		count(*) FILTER (WHERE owner <> '' AND lease_until > now()),
-		count(*) FILTER (WHERE orig_queue <> '')
-		FROM messages GROUP BY queue ORDER BY queue`)
-	if err != nil {
-		return nil, fmt.Errorf("store: postgres: stats: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (QueueStats, error) {
-		var st QueueStats
-		err := row.Scan(&st.Queue, &st.Stored, &st.Leased, &st.DeadLettered)
-		return st, err
+	var out []QueueStats
+	err := s.do("stats", func() error {
+		rows, err := s.pool.Query(ctx, `SELECT queue, count(*),
+			count(*) FILTER (WHERE owner <> '' AND lease_until > now()),
+			count(*) FILTER (WHERE orig_queue <> '')
+			FROM messages GROUP BY queue ORDER BY queue`)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (QueueStats, error) {
+			var st QueueStats
+			err := row.Scan(&st.Queue, &st.Stored, &st.Leased, &st.DeadLettered)
+			return st, err
+		})
+		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store: postgres: stats: %w", err)
+		return nil, err
 	}
 	return out, nil
 }
@@ -378,10 +307,5 @@ func (s *postgresStore) Stats(ctx context.Context) ([]QueueStats, error) {
 // Close implements Store.Close: it lets the group committer finish its
 // batch, then closes the connection pool.
 func (s *postgresStore) Close() error {
-	if s.closed.Swap(true) {
-		return nil
-	}
-	s.gc.close()
-	s.pool.Close()
-	return nil
+	return s.close(func() error { s.pool.Close(); return nil })
 }

@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" database/sql driver
@@ -73,8 +72,6 @@ const (
 		ORDER BY priority DESC, id LIMIT ?`
 	sqliteExpireLeases = `UPDATE messages SET owner = '', lease_until = 0
 		WHERE queue = ? AND owner <> '' AND lease_until <= ?`
-	sqliteReleaseOwner = `UPDATE messages SET owner = '', lease_until = 0
-		WHERE owner = ? AND owner <> ''`
 	sqliteFindUniq = `SELECT id FROM messages WHERE queue = ? AND uniqkey = ? AND uniqkey <> ''`
 )
 
@@ -85,9 +82,35 @@ const (
 // with sleeps. So the pool is capped at one connection and Go serialises
 // the callers instead, without sleeps. Put goes through the group committer.
 type sqliteStore struct {
-	db     *sql.DB
-	gc     *groupCommitter
-	closed atomic.Bool
+	msgStore
+	db *sql.DB
+}
+
+// sqliteDialect builds the msgDialect of an SQLite store on db. Times are
+// Unix nanoseconds on this machine's clock; a set of ids travels as one
+// JSON array read by json_each.
+func sqliteDialect(db *sql.DB) *msgDialect {
+	return &msgDialect{
+		noLease: "0",
+		idIn:    "id IN (SELECT value FROM json_each(?))",
+		ids:     func(ids []int64) any { return jsonIDs(ids) },
+		instant: func(t time.Time) (string, any) {
+			if t.IsZero() {
+				t = time.Now()
+			}
+			return "?", t.UnixNano()
+		},
+		exec: func(ctx context.Context, query string, args ...any) (int64, error) {
+			res, err := db.ExecContext(ctx, query, args...)
+			if err != nil {
+				return 0, err
+			}
+			return res.RowsAffected()
+		},
+		queryIDs: func(ctx context.Context, query string, args ...any) ([]int64, error) {
+			return queryIDs(ctx, db, query, args...)
+		},
+	}
 }
 
 // OpenSQLite opens (creating if absent) the SQLite database file at path in
@@ -113,23 +136,14 @@ func OpenSQLite(ctx context.Context, path string) (Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: sqlite: create schema in %s: %w", path, err)
 	}
-	s := &sqliteStore{db: db}
+	s := &sqliteStore{msgStore: msgStore{sqlBase: sqlBase{name: "sqlite"}, d: sqliteDialect(db)}, db: db}
 	s.gc = newGroupCommitter(s.commitPuts)
 	return s, nil
 }
 
-// PutCommits implements CommitCounter.
-func (s *sqliteStore) PutCommits() (commits, puts uint64) { return s.gc.counts() }
-
 // Put implements Store.Put through the group committer.
 func (s *sqliteStore) Put(ctx context.Context, msgs []*Message) ([]PutResult, error) {
-	if s.closed.Load() {
-		return nil, ErrClosed
-	}
-	if err := validate(msgs); err != nil {
-		return nil, err
-	}
-	return s.gc.put(ctx, msgs)
+	return s.put(ctx, msgs, nil)
 }
 
 // commitPuts is the group committer's commitFunc: every message of every
@@ -187,174 +201,80 @@ func (s *sqliteStore) commitPuts(ctx context.Context, batch []*putRequest) error
 // Lease implements Store.Lease in one IMMEDIATE transaction: clear the
 // queue's expired leases, pick the first n ready rows, mark them leased.
 func (s *sqliteStore) Lease(ctx context.Context, queue, owner string, n int, lease time.Duration) ([]*Message, error) {
-	if s.closed.Load() {
-		return nil, ErrClosed
-	}
-	if n <= 0 {
-		return nil, nil
-	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	var msgs []*Message
+	err := s.do("lease", func() error {
+		if n <= 0 {
+			return nil
+		}
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("begin: %w", err)
+		}
+		defer tx.Rollback()
+		now := time.Now()
+		if _, err := tx.ExecContext(ctx, sqliteExpireLeases, queue, now.UnixNano()); err != nil {
+			return fmt.Errorf("expire old leases: %w", err)
+		}
+		ids, err := queryIDs(ctx, tx, sqlitePickReady, queue, now.UnixNano(), n)
+		if err != nil {
+			return fmt.Errorf("select: %w", err)
+		}
+		if len(ids) == 0 {
+			return nil // the deferred Rollback ends the transaction
+		}
+		rows, err := tx.QueryContext(ctx, `UPDATE messages
+			SET owner = ?, lease_until = ?, deliveries = deliveries + 1
+			WHERE id IN (SELECT value FROM json_each(?))
+			RETURNING `+messageColumns, owner, now.Add(lease).UnixNano(), jsonIDs(ids))
+		if err != nil {
+			return fmt.Errorf("update: %w", err)
+		}
+		if msgs, err = scanSQLiteMessages(rows); err != nil {
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			msgs = nil
+			return fmt.Errorf("commit: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("store: sqlite: lease: begin: %w", err)
-	}
-	defer tx.Rollback()
-	now := time.Now()
-	if _, err := tx.ExecContext(ctx, sqliteExpireLeases, queue, now.UnixNano()); err != nil {
-		return nil, fmt.Errorf("store: sqlite: lease: expire old leases: %w", err)
-	}
-	ids, err := queryIDs(ctx, tx, sqlitePickReady, queue, now.UnixNano(), n)
-	if err != nil {
-		return nil, fmt.Errorf("store: sqlite: lease: select: %w", err)
-	}
-	if len(ids) == 0 {
-		return nil, nil // the deferred Rollback ends the transaction
-	}
-	rows, err := tx.QueryContext(ctx, `UPDATE messages
-		SET owner = ?, lease_until = ?, deliveries = deliveries + 1
-		WHERE id IN (SELECT value FROM json_each(?))
-		RETURNING `+messageColumns, owner, now.Add(lease).UnixNano(), jsonIDs(ids))
-	if err != nil {
-		return nil, fmt.Errorf("store: sqlite: lease: update: %w", err)
-	}
-	msgs, err := scanSQLiteMessages(rows)
-	if err != nil {
-		return nil, fmt.Errorf("store: sqlite: lease: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("store: sqlite: lease: commit: %w", err)
+		return nil, err
 	}
 	sortForDelivery(msgs)
 	return msgs, nil
 }
 
-// Renew implements Store.Renew.
-func (s *sqliteStore) Renew(ctx context.Context, owner string, ids []int64, lease time.Duration) error {
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	until := time.Now().Add(lease).UnixNano()
-	renewed, err := queryIDs(ctx, s.db, `UPDATE messages SET lease_until = ?
-		WHERE owner = ? AND id IN (SELECT value FROM json_each(?)) RETURNING id`,
-		until, owner, jsonIDs(ids))
-	if err != nil {
-		return fmt.Errorf("store: sqlite: renew: %w", err)
-	}
-	return leaseLost(missing(ids, renewed))
-}
-
-// Ack implements Store.Ack.
-func (s *sqliteStore) Ack(ctx context.Context, ids []int64) error {
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?))`,
-		jsonIDs(ids)); err != nil {
-		return fmt.Errorf("store: sqlite: ack: %w", err)
-	}
-	return nil
-}
-
-// Release implements Store.Release.
-func (s *sqliteStore) Release(ctx context.Context, ids []int64, notDelivered bool, notBefore time.Time, lastError string) error {
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	if notBefore.IsZero() {
-		notBefore = time.Now()
-	}
-	if _, err := s.db.ExecContext(ctx, `UPDATE messages SET owner = '', lease_until = 0,
-		deliveries = CASE WHEN ? AND deliveries > 0 THEN deliveries - 1 ELSE deliveries END,
-		not_before = ?, last_error = ?
-		WHERE id IN (SELECT value FROM json_each(?))`,
-		notDelivered, notBefore.UnixNano(), lastError, jsonIDs(ids)); err != nil {
-		return fmt.Errorf("store: sqlite: release: %w", err)
-	}
-	return nil
-}
-
-// DeadLetter implements Store.DeadLetter as one UPDATE (SQL evaluates every
-// right-hand side on the old row, so orig_queue gets the old queue).
-func (s *sqliteStore) DeadLetter(ctx context.Context, id int64, dlq string) error {
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	if dlq == "" {
-		return fmt.Errorf("store: sqlite: dead-letter %d: empty queue name: %w", id, ErrBadMessage)
-	}
-	res, err := s.db.ExecContext(ctx, `UPDATE messages SET
-		orig_queue = queue, orig_deliveries = deliveries,
-		queue = ?, deliveries = 0, uniqkey = '', not_before = ?, owner = '', lease_until = 0
-		WHERE id = ?`, dlq, time.Now().UnixNano(), id)
-	if err != nil {
-		return fmt.Errorf("store: sqlite: dead-letter %d: %w", id, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("store: sqlite: dead-letter %d: %w", id, err)
-	} else if n == 0 {
-		return fmt.Errorf("store: sqlite: dead-letter %d: %w", id, ErrNotFound)
-	}
-	return nil
-}
-
-// ReleaseOwner implements Store.ReleaseOwner.
-func (s *sqliteStore) ReleaseOwner(ctx context.Context, owner string) error {
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	if _, err := s.db.ExecContext(ctx, sqliteReleaseOwner, owner); err != nil {
-		return fmt.Errorf("store: sqlite: release owner %q: %w", owner, err)
-	}
-	return nil
-}
-
 // Stats implements Store.Stats. It scans the whole table.
 func (s *sqliteStore) Stats(ctx context.Context) ([]QueueStats, error) {
-	if s.closed.Load() {
-		return nil, ErrClosed
-	}
-	rows, err := s.db.QueryContext(ctx, `SELECT queue, count(*),
-		coalesce(sum(owner <> '' AND lease_until > ?), 0),
-		coalesce(sum(orig_queue <> ''), 0)
-		FROM messages GROUP BY queue ORDER BY queue`, time.Now().UnixNano())
-	if err != nil {
-		return nil, fmt.Errorf("store: sqlite: stats: %w", err)
-	}
-	defer rows.Close()
 	var out []QueueStats
-	for rows.Next() {
-		var st QueueStats
-		if err := rows.Scan(&st.Queue, &st.Stored, &st.Leased, &st.DeadLettered); err != nil {
-			return nil, fmt.Errorf("store: sqlite: stats: %w", err)
+	err := s.do("stats", func() error {
+		rows, err := s.db.QueryContext(ctx, `SELECT queue, count(*),
+			coalesce(sum(owner <> '' AND lease_until > ?), 0),
+			coalesce(sum(orig_queue <> ''), 0)
+			FROM messages GROUP BY queue ORDER BY queue`, time.Now().UnixNano())
+		if err != nil {
+			return err
 		}
-		out = append(out, st)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: sqlite: stats: %w", err)
+		defer rows.Close()
+		for rows.Next() {
+			var st QueueStats
+			if err := rows.Scan(&st.Queue, &st.Stored, &st.Leased, &st.DeadLettered); err != nil {
+				return err
+			}
+			out = append(out, st)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
 // Close implements Store.Close: it lets the group committer finish its
 // batch, then closes the database (which checkpoints the WAL).
-func (s *sqliteStore) Close() error {
-	if s.closed.Swap(true) {
-		return nil
-	}
-	s.gc.close()
-	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("store: sqlite: close: %w", err)
-	}
-	return nil
-}
+func (s *sqliteStore) Close() error { return s.close(s.db.Close) }
 
 // querier is what *sql.DB and *sql.Tx share.
 type querier interface {
@@ -392,21 +312,6 @@ func jsonIDs(ids []int64) string {
 	}
 	b.WriteByte(']')
 	return b.String()
-}
-
-// missing returns the ids of want that are not in got.
-func missing(want, got []int64) []int64 {
-	have := make(map[int64]bool, len(got))
-	for _, id := range got {
-		have[id] = true
-	}
-	var out []int64
-	for _, id := range want {
-		if !have[id] {
-			out = append(out, id)
-		}
-	}
-	return out
 }
 
 // scanSQLiteMessages scans every row of messageColumns and closes rows.

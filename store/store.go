@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -75,9 +74,9 @@ type QueueStats struct {
 	DeadLettered int
 }
 
-// Store is the durable home of persistent queue messages. The broker's
-// ledger calls it from a dedicated store goroutine; every method may block
-// on disk or network I/O and is safe for concurrent use.
+// Store is the durable home of persistent queue messages. The broker calls
+// it from goroutines of its own, never from the event loop; every method
+// may block on disk or network I/O and is safe for concurrent use.
 type Store interface {
 	// Put stores msgs durably and fills in their IDs. It returns only after
 	// the data is committed: fsync'd for SQLite (WAL, synchronous=FULL),
@@ -169,9 +168,9 @@ var (
 	// ErrLeaseLost is matched (errors.Is) by the *LeaseLostError Renew
 	// returns when some ids are no longer held by the owner.
 	ErrLeaseLost = errors.New("store: lease lost")
-	// ErrBadSpec is returned (wrapped) by Open for a --store value it does
-	// not understand.
-	ErrBadSpec = errors.New("store: bad store spec")
+	// ErrBadSpec is returned (wrapped) by ParseSpec and Open for a --store
+	// value they do not understand.
+	ErrBadSpec = errors.New("store: bad --store value")
 )
 
 // LeaseLostError lists the ids Renew could not renew because the owner no
@@ -188,37 +187,6 @@ func (e *LeaseLostError) Error() string {
 
 // Is reports whether target is ErrLeaseLost.
 func (e *LeaseLostError) Is(target error) bool { return target == ErrLeaseLost }
-
-// Open parses a --store value and opens that store:
-//
-//   - "memory": NewMemory with no byte budget;
-//   - "sqlite:/path/file.db": an SQLite file (created if absent);
-//   - "postgres://..." or "postgresql://...": a PostgreSQL database, the
-//     whole value being the connection URL;
-//   - "theschwartz:sqlite:/path" or "theschwartz:postgres://...": an
-//     existing (or new) TheSchwartz job database, see OpenTheSchwartz.
-//
-// Durable stores create their tables if absent. It returns a wrapped
-// ErrBadSpec for any other value, or the backend's open error. The caller
-// must Close the store.
-func Open(ctx context.Context, spec string) (Store, error) {
-	switch {
-	case spec == "memory":
-		return NewMemory(0), nil
-	case strings.HasPrefix(spec, "sqlite:"):
-		path := strings.TrimPrefix(spec, "sqlite:")
-		if path == "" {
-			return nil, fmt.Errorf("%w: %q has no file path", ErrBadSpec, spec)
-		}
-		return OpenSQLite(ctx, path)
-	case strings.HasPrefix(spec, "postgres://"), strings.HasPrefix(spec, "postgresql://"):
-		return OpenPostgres(ctx, spec)
-	case strings.HasPrefix(spec, "theschwartz:"):
-		return OpenTheSchwartz(ctx, strings.TrimPrefix(spec, "theschwartz:"))
-	default:
-		return nil, fmt.Errorf("%w: %q (want memory, sqlite:/path, postgres://... or theschwartz:...)", ErrBadSpec, spec)
-	}
-}
 
 // validate checks what every backend requires of a message given to Put.
 func validate(msgs []*Message) error {

@@ -228,24 +228,6 @@ func TestTheSchwartzSchema(t *testing.T) {
 	})
 }
 
-func TestTheSchwartzBadSpec(t *testing.T) {
-	for _, spec := range []string{
-		"theschwartz:",
-		"theschwartz:mysql://localhost/jobs",
-		"theschwartz:sqlite:",
-		"theschwartz:sqlite:/tmp/x.db?keep_exit_status_for=-1",
-		"theschwartz:sqlite:/tmp/x.db?keep_exit_status_for=soon",
-		"theschwartz:sqlite:/tmp/x.db?grab_for=10",
-	} {
-		if s, err := store.Open(testContext(t), spec); !errors.Is(err, store.ErrBadSpec) {
-			if s != nil {
-				s.Close()
-			}
-			t.Errorf("Open(%q): %v, want ErrBadSpec", spec, err)
-		}
-	}
-}
-
 // TestTheSchwartzColumns: SEND headers land in TheSchwartz's columns and
 // come back as MESSAGE headers; what the columns cannot hold is refused.
 func TestTheSchwartzColumns(t *testing.T) {
