@@ -104,24 +104,35 @@ func (c *Conn) ReadBatch() ([]byte, error) {
 		if flags&unix.MSG_TRUNC != 0 || n > MaxPacket {
 			return nil, ErrTruncated
 		}
-		pkt := c.rbuf[:n]
-		switch pkt[0] {
-		case flagBatch:
-			if len(c.frag) != 0 {
-				return nil, fmt.Errorf("%w: batch inside a fragmented record", ErrMalformed)
-			}
-			return pkt[1:], nil
-		case flagMore, flagMoreLast:
-			if len(c.frag)+n-1 > c.MaxRecord {
-				return nil, ErrTooLarge
-			}
-			c.frag = append(c.frag, pkt[1:]...)
-			if pkt[0] == flagMoreLast {
-				return c.frag, nil
-			}
-		default:
-			return nil, fmt.Errorf("%w: packet flag %#x", ErrMalformed, pkt[0])
+		if batch, done, err := c.takePacket(c.rbuf[:n]); done || err != nil {
+			return batch, err
 		}
+	}
+}
+
+// takePacket applies one received packet (at least one byte) to the batch
+// being read: done reports that batch is complete (a 'B' packet, or the 'E'
+// fragment that ends a record); otherwise the packet was an 'M' fragment
+// and the next packet continues it. It never reads past pkt and never
+// panics, whatever the peer sent.
+func (c *Conn) takePacket(pkt []byte) (batch []byte, done bool, err error) {
+	switch pkt[0] {
+	case flagBatch:
+		if len(c.frag) != 0 {
+			return nil, false, fmt.Errorf("%w: batch inside a fragmented record", ErrMalformed)
+		}
+		return pkt[1:], true, nil
+	case flagMore, flagMoreLast:
+		if len(c.frag)+len(pkt)-1 > c.MaxRecord {
+			return nil, false, ErrTooLarge
+		}
+		c.frag = append(c.frag, pkt[1:]...)
+		if pkt[0] == flagMoreLast {
+			return c.frag, true, nil
+		}
+		return nil, false, nil
+	default:
+		return nil, false, fmt.Errorf("%w: packet flag %#x", ErrMalformed, pkt[0])
 	}
 }
 

@@ -7,9 +7,13 @@
 // Every client frame crosses this package twice. The child process that owns a
 // client socket reads it with a [Reader] (which calls [Parse] over its own
 // bounded buffer), checks it against the session rules, and forwards it to the
-// parent over the ipc socketpair, encoded with [AppendFrame]. The parent
-// decodes the forwarded frame with [Parse] again, routes it, and the receiving
-// child encodes the outgoing MESSAGE for its client with [AppendFrame].
+// parent over the ipc socketpair, encoded with [AppendFrame] in STOMP 1.2. The
+// parent decodes the forwarded frame with [Parse] again, routes it, and encodes
+// the MESSAGE once, in STOMP 1.2 with [AppendFrame], for every child that gets it
+// (parent/records.go, encodeMessage). A consumer's child does not re-encode it for
+// a 1.2 client: it splices the subscription and ack headers into those bytes. For
+// a 1.0 or 1.1 client it decodes them with [Parse] and encodes the MESSAGE in the
+// client's version with [AppendFrame] (child/session.go, writeMessage).
 //
 // # What it decides and what it leaves to the session
 //
@@ -29,7 +33,7 @@
 // as it grows past the limit. The [Reader]'s buffer therefore never exceeds
 // the header limits plus the body limit plus a small slack. (go-stomp's own
 // frame.Reader allocates whatever content-length says, which is why this
-// package exists; see design-notes §5.5.)
+// package exists.)
 //
 // # Errors
 //
