@@ -84,7 +84,7 @@ func (r record) frame(t *testing.T) *frame.Frame {
 // and its parent.
 type harness struct {
 	t      *testing.T
-	cfg    Config
+	cfg    ipc.ChildConfig
 	client net.Conn          // the test's end of the client socket
 	frames chan *frame.Frame // what the child wrote to the client (nil: a heart-beat); closed at EOF
 	parent *ipc.Conn         // the test's end of the socketpair
@@ -98,9 +98,9 @@ type harness struct {
 	barriers   int
 }
 
-// testConfig is the Config the tests start from.
-func testConfig() Config {
-	return Config{
+// testConfig is the ChildConfig the tests start from.
+func testConfig() ipc.ChildConfig {
+	return ipc.ChildConfig{
 		ClientAddr:      "127.0.0.1:40001",
 		ConnectTimeout:  wait,
 		DefaultPrefetch: 10,
@@ -112,7 +112,7 @@ func testConfig() Config {
 
 // start runs a session with cfg. Everything it opened is closed, and the
 // session must have returned, when the test ends.
-func start(t *testing.T, cfg Config) *harness {
+func start(t *testing.T, cfg ipc.ChildConfig) *harness {
 	t.Helper()
 	h := &harness{
 		t: t, cfg: cfg,

@@ -717,43 +717,6 @@ func TestSubscribe10(t *testing.T) {
 	h.expectRecords("FRAME UNSUBSCRIBE /topic/t", "SYNC")
 }
 
-// TestConfigFromEnv: a child refuses to start unless the parent set its
-// environment, speaking the same child protocol.
-func TestConfigFromEnv(t *testing.T) {
-	want := testConfig()
-	want.Limits = stompwire.Limits{MaxBodyBytes: 1 << 20}
-	cases := []struct {
-		name, role, config string
-		wantErr            string
-	}{
-		{"started by the parent", ProtocolVersion, want.Encode(), ""},
-		{"started by hand", "", "", "not meant to be run by hand"},
-		{"another protocol version", "0", want.Encode(), `parent speaks child protocol "0"`},
-		{"bad config", ProtocolVersion, "{", "bad " + EnvConfig},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			if tc.role != "" {
-				t.Setenv(EnvRole, tc.role)
-			} else {
-				t.Setenv(EnvRole, "")
-				os.Unsetenv(EnvRole)
-			}
-			t.Setenv(EnvConfig, tc.config)
-			got, err := configFromEnv()
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil || got != want {
-				t.Fatalf("got %+v, %v; want %+v", got, err, want)
-			}
-		})
-	}
-}
-
 // TestDisconnect: after DISCONNECT the session takes no more frames; with
 // a receipt it ends once the parent answers the SYNC, so the RECEIPT means
 // everything before it was applied.
