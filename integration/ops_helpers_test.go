@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/stomp-broker/stomp-broker/internal/brokertest"
+	"github.com/stomp-broker/stomp-broker/internal/poll"
 )
 
 // notifySocket is a unixgram socket standing in for systemd's
@@ -174,18 +175,20 @@ func (p *proc) logs() string {
 func (p *proc) waitLog(t *testing.T, re string, timeout time.Duration) []string {
 	t.Helper()
 	rx := regexp.MustCompile(re)
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if m := rx.FindStringSubmatch(p.logs()); m != nil {
-			return m
+	var m []string
+	matched := poll.Within(timeout, func() bool {
+		if m = rx.FindStringSubmatch(p.logs()); m != nil {
+			return true
 		}
 		if p.done() {
 			t.Fatalf("process exited (%v) before its log matched %q\n%s", p.err, re, p.logs())
 		}
-		time.Sleep(20 * time.Millisecond)
+		return false
+	})
+	if !matched {
+		t.Fatalf("log never matched %q\n%s", re, p.logs())
 	}
-	t.Fatalf("log never matched %q\n%s", re, p.logs())
-	return nil
+	return m
 }
 
 // wait waits for the process to exit and returns its wait error.
@@ -245,11 +248,8 @@ func waitGone(t *testing.T, pids []int, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for _, pid := range pids {
-		for brokertest.Alive(pid) {
-			if time.Now().After(deadline) {
-				t.Fatalf("process %d still alive after %v", pid, timeout)
-			}
-			time.Sleep(10 * time.Millisecond)
+		if !poll.Within(time.Until(deadline), func() bool { return !brokertest.Alive(pid) }) {
+			t.Fatalf("process %d still alive after %v", pid, timeout)
 		}
 	}
 }
