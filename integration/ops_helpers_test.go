@@ -214,27 +214,11 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// descendants returns pid's children, grandchildren, and so on.
-func descendants(pid int) []int {
-	var out []int
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	for _, task := range tasks {
-		data, _ := os.ReadFile(task)
-		for _, f := range strings.Fields(string(data)) {
-			if p, err := strconv.Atoi(f); err == nil {
-				out = append(out, p)
-				out = append(out, descendants(p)...)
-			}
-		}
-	}
-	return out
-}
-
 // brokerChildren returns the descendants of pid that are broker children
 // (their command line starts with "stomp-broker: client").
 func brokerChildren(pid int) []int {
 	var out []int
-	for _, p := range descendants(pid) {
+	for _, p := range brokertest.Descendants(pid) {
 		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
 		if bytes.HasPrefix(data, []byte("stomp-broker: client")) {
 			out = append(out, p)

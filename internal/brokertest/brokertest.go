@@ -228,7 +228,19 @@ func (b *Broker) WaitChildren(tb testing.TB, n int, timeout time.Duration) []int
 	return pids
 }
 
-// childPIDs lists the direct children of pid.
+// Descendants lists pid's children, grandchildren and so on: the one
+// process-tree walk the tests use.
+func Descendants(pid int) []int {
+	var out []int
+	for _, c := range childPIDs(pid) {
+		out = append(out, c)
+		out = append(out, Descendants(c)...)
+	}
+	return out
+}
+
+// childPIDs lists the direct children of pid, from the children files of
+// all its threads.
 func childPIDs(pid int) []int {
 	var out []int
 	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
