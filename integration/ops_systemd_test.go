@@ -199,13 +199,12 @@ func TestSocketActivation(t *testing.T) {
 			// systemd-socket-activate execs the broker on the first client
 			// (once it has bound the ports).
 			var first net.Conn
-			for deadline := time.Now().Add(10 * time.Second); first == nil; time.Sleep(20 * time.Millisecond) {
-				c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", ports[0]), 5*time.Second)
-				if err == nil {
-					first = c
-				} else if time.Now().After(deadline) {
-					t.Fatalf("systemd-socket-activate never listened: %v\n%s", err, p.logs())
-				}
+			var err error
+			if !poll.Within(10*time.Second, func() bool {
+				first, err = net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", ports[0]), 5*time.Second)
+				return err == nil
+			}) {
+				t.Fatalf("systemd-socket-activate never listened: %v\n%s", err, p.logs())
 			}
 			defer first.Close()
 			p.waitLog(t, `msg="broker ready"`, 20*time.Second)
