@@ -11,7 +11,9 @@ import (
 
 	"github.com/go-stomp/stomp/v3/frame"
 
+	"github.com/stomp-broker/stomp-broker/control"
 	"github.com/stomp-broker/stomp-broker/internal/brokertest"
+	"github.com/stomp-broker/stomp-broker/internal/poll"
 )
 
 // stores lists the durable stores the job-queue tests run against.
@@ -81,7 +83,8 @@ func TestDurableSurvivesKillOfWholeBroker(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			st := spec(t)
 			args := []string{"--store", st, "--broker-id", "durable-test", "--default-prefetch", "5"}
-			b := brokertest.Start(t, args...)
+			sock := filepath.Join(t.TempDir(), "control.sock")
+			b := brokertest.Start(t, append(args, "--control-socket", sock)...)
 			prod := b.Raw(t)
 			prod.Connect()
 			const n = 60
@@ -117,7 +120,17 @@ func TestDurableSurvivesKillOfWholeBroker(t *testing.T) {
 				}
 				delivered[string(f.Body)] = true
 			}
-			time.Sleep(300 * time.Millisecond) // the store's Ack is asynchronous; give it a moment
+			// The store's Ack is asynchronous: wait until it holds only
+			// the unacked messages.
+			poll.Eventually(t, 10*time.Second, "the store drops the acked messages", func() bool {
+				qs, err := control.Queues(sock, 5*time.Second)
+				for _, q := range qs {
+					if err == nil && q.Name == "/queue/jobs" {
+						return q.Stored == n-len(acked)
+					}
+				}
+				return false
+			})
 			b.KillGroup(t)
 
 			b2 := brokertest.Start(t, args...)
@@ -245,17 +258,10 @@ func TestUniqKeyCoalesces(t *testing.T) {
 			noMessage(t, r, 300*time.Millisecond)
 			rawAck(r, "ACK", m)
 			// Once the first is gone the key is free again.
-			deadline := time.Now().Add(5 * time.Second)
-			for {
+			poll.Eventually(t, 5*time.Second, "uniqkey free again after the message was acked", func() bool {
 				f := rawSend(t, r, "/queue/mail", "third", "persistent", "true", "uniqkey", "user-7")
-				if f.Header.Get("coalesced") == "" {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatal("uniqkey still taken after the message was acked")
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
+				return f.Header.Get("coalesced") == ""
+			})
 			if m := r.Expect(frame.MESSAGE); string(m.Body) != "third" {
 				t.Fatalf("got %q, want third", m.Body)
 			}

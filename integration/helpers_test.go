@@ -12,6 +12,7 @@ import (
 	"github.com/go-stomp/stomp/v3"
 
 	"github.com/stomp-broker/stomp-broker/internal/brokertest"
+	"github.com/stomp-broker/stomp-broker/internal/poll"
 )
 
 // client is a go-stomp connection whose serving child process is known.
@@ -42,16 +43,16 @@ func dialClient(t *testing.T, b *brokertest.Broker) *client {
 // childServing finds the broker child whose command line names addr.
 func childServing(t *testing.T, b *brokertest.Broker, addr string) int {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	serving := 0
+	poll.Eventually(t, 5*time.Second, "a child serves "+addr, func() bool {
 		for _, pid := range b.Children(t) {
 			data, _ := os.ReadFile(filepath.Join("/proc", fmt.Sprint(pid), "cmdline"))
 			if strings.HasPrefix(string(data), "stomp-broker: client "+addr+"\x00") {
-				return pid
+				serving = pid
+				return true
 			}
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("no child serves %s", addr)
-	return 0
+		return false
+	})
+	return serving
 }

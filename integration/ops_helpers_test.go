@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/stomp-broker/stomp-broker/internal/brokertest"
+	"github.com/stomp-broker/stomp-broker/internal/poll"
 )
 
 // notifySocket is a unixgram socket standing in for systemd's
@@ -174,18 +175,20 @@ func (p *proc) logs() string {
 func (p *proc) waitLog(t *testing.T, re string, timeout time.Duration) []string {
 	t.Helper()
 	rx := regexp.MustCompile(re)
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if m := rx.FindStringSubmatch(p.logs()); m != nil {
-			return m
+	var m []string
+	matched := poll.Within(timeout, func() bool {
+		if m = rx.FindStringSubmatch(p.logs()); m != nil {
+			return true
 		}
 		if p.done() {
 			t.Fatalf("process exited (%v) before its log matched %q\n%s", p.err, re, p.logs())
 		}
-		time.Sleep(20 * time.Millisecond)
+		return false
+	})
+	if !matched {
+		t.Fatalf("log never matched %q\n%s", re, p.logs())
 	}
-	t.Fatalf("log never matched %q\n%s", re, p.logs())
-	return nil
+	return m
 }
 
 // wait waits for the process to exit and returns its wait error.
@@ -211,27 +214,11 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// descendants returns pid's children, grandchildren, and so on.
-func descendants(pid int) []int {
-	var out []int
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	for _, task := range tasks {
-		data, _ := os.ReadFile(task)
-		for _, f := range strings.Fields(string(data)) {
-			if p, err := strconv.Atoi(f); err == nil {
-				out = append(out, p)
-				out = append(out, descendants(p)...)
-			}
-		}
-	}
-	return out
-}
-
 // brokerChildren returns the descendants of pid that are broker children
 // (their command line starts with "stomp-broker: client").
 func brokerChildren(pid int) []int {
 	var out []int
-	for _, p := range descendants(pid) {
+	for _, p := range brokertest.Descendants(pid) {
 		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
 		if bytes.HasPrefix(data, []byte("stomp-broker: client")) {
 			out = append(out, p)
@@ -245,11 +232,8 @@ func waitGone(t *testing.T, pids []int, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for _, pid := range pids {
-		for brokertest.Alive(pid) {
-			if time.Now().After(deadline) {
-				t.Fatalf("process %d still alive after %v", pid, timeout)
-			}
-			time.Sleep(10 * time.Millisecond)
+		if !poll.Within(time.Until(deadline), func() bool { return !brokertest.Alive(pid) }) {
+			t.Fatalf("process %d still alive after %v", pid, timeout)
 		}
 	}
 }

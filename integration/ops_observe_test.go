@@ -18,6 +18,7 @@ import (
 
 	"github.com/stomp-broker/stomp-broker/control"
 	"github.com/stomp-broker/stomp-broker/internal/brokertest"
+	"github.com/stomp-broker/stomp-broker/internal/poll"
 )
 
 // connectAs opens a raw connection and CONNECTs with a login header.
@@ -205,12 +206,9 @@ func scrape(t *testing.T, addr string) map[string]float64 {
 func waitMetric(t *testing.T, addr, metric string, want float64) {
 	t.Helper()
 	var got float64
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if got = scrape(t, addr)[metric]; got == want {
-			return
-		}
+	if !poll.Within(5*time.Second, func() bool { got = scrape(t, addr)[metric]; return got == want }) {
+		t.Fatalf("metric %s = %v, want %v", metric, got, want)
 	}
-	t.Fatalf("metric %s = %v, want %v", metric, got, want)
 }
 
 func TestMetricsEndpoint(t *testing.T) {
@@ -312,7 +310,7 @@ func TestQueuesWithDurableStore(t *testing.T) {
 		"/queue/DLQ.jobs": {Name: "/queue/DLQ.jobs", Depth: 1, Stored: 1, DeadLettered: 1},
 	}
 	var got []control.Queue
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	matches := func() bool {
 		if got, err = control.Queues(sock, 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
@@ -320,12 +318,10 @@ func TestQueuesWithDurableStore(t *testing.T) {
 		for _, q := range got {
 			ok = ok && q == want[q.Name]
 		}
-		if ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after a NACK: queues %+v, want %+v", got, want)
-		}
+		return ok
+	}
+	if !poll.Within(5*time.Second, matches) {
+		t.Fatalf("after a NACK: queues %+v, want %+v", got, want)
 	}
 	waitMetric(t, addr, `stomp_broker_queue_dead_lettered{queue="/queue/DLQ.jobs"}`, 1)
 	waitMetric(t, addr, `stomp_broker_queue_stored{queue="/queue/jobs"}`, 3)

@@ -19,6 +19,7 @@ import (
 	"github.com/go-stomp/stomp/v3/frame"
 
 	"github.com/stomp-broker/stomp-broker/internal/brokertest"
+	"github.com/stomp-broker/stomp-broker/internal/poll"
 )
 
 // The TheSchwartz tests run the broker with --store theschwartz:... and
@@ -147,12 +148,8 @@ func (s *schwartzSite) count(t *testing.T, funcname string) int {
 // deletes acked jobs asynchronously).
 func (s *schwartzSite) waitGone(t *testing.T, funcname string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for s.count(t, funcname) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("TheSchwartz still has jobs of %s", funcname)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if !poll.Within(10*time.Second, func() bool { return s.count(t, funcname) == 0 }) {
+		t.Fatalf("TheSchwartz still has jobs of %s", funcname)
 	}
 }
 
@@ -317,12 +314,8 @@ func TestTheSchwartzNackIsFailure(t *testing.T) {
 		}
 		nacked := time.Now()
 		rawAck(r, "NACK", m)
-		deadline := time.Now().Add(10 * time.Second)
-		for site.status(t, id).Failures != 1 {
-			if time.Now().After(deadline) {
-				t.Fatalf("NACK not in TheSchwartz's error table: %+v", site.status(t, id))
-			}
-			time.Sleep(100 * time.Millisecond)
+		if !poll.Within(10*time.Second, func() bool { return site.status(t, id).Failures == 1 }) {
+			t.Fatalf("NACK not in TheSchwartz's error table: %+v", site.status(t, id))
 		}
 		if st := site.status(t, id); st.Pending != 1 || st.ExitStatus != nil {
 			t.Fatalf("after one failure (max-redeliveries 1): %+v, want pending for a retry", st)
@@ -336,13 +329,9 @@ func TestTheSchwartzNackIsFailure(t *testing.T) {
 			t.Fatalf("retry: body %q headers %v", m.Body, m.Header)
 		}
 		rawAck(r, "NACK", m)
-		deadline = time.Now().Add(10 * time.Second)
-		for site.status(t, id).Pending != 0 {
-			if time.Now().After(deadline) {
-				t.Fatal("job not given up after max-redeliveries")
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		poll.Eventually(t, 10*time.Second, "job given up after max-redeliveries", func() bool {
+			return site.status(t, id).Pending == 0
+		})
 		if st := site.status(t, id); st.Failures != 2 || st.ExitStatus == nil || *st.ExitStatus != 1 {
 			t.Fatalf("given up: %+v, want 2 failures and exit status 1", st)
 		}

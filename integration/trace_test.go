@@ -12,6 +12,7 @@ import (
 	"github.com/go-stomp/stomp/v3/frame"
 
 	"github.com/stomp-broker/stomp-broker/internal/brokertest"
+	"github.com/stomp-broker/stomp-broker/internal/poll"
 	"github.com/stomp-broker/stomp-broker/ipc"
 )
 
@@ -181,27 +182,25 @@ func TestTraceNamesEveryHop(t *testing.T) {
 
 	// Children log through the same stderr pipe as the parent, read by
 	// another goroutine: wait until the last hop has been read.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		lines := traceLines(b.Logs())
-		missing := ""
+	var lines []traceLine
+	missing := ""
+	complete := func() bool {
+		lines = traceLines(b.Logs())
+		missing = ""
 		for _, tt := range tests {
 			if m := missingStep(lines, tt.chain); m != "" {
 				missing = tt.name + ": " + m
 				break
 			}
 		}
-		if missing == "" {
-			break
+		return missing == ""
+	}
+	if !poll.Within(10*time.Second, complete) {
+		var log strings.Builder
+		for _, l := range lines {
+			log.WriteString(l.text + "\n")
 		}
-		if time.Now().After(deadline) {
-			var log strings.Builder
-			for _, l := range lines {
-				log.WriteString(l.text + "\n")
-			}
-			t.Fatalf("%s\npids: %v\ntrace:\n%s", missing, pids, log.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+		t.Fatalf("%s\npids: %v\ntrace:\n%s", missing, pids, log.String())
 	}
 
 	// Every hop name is used by at least one of the chains above.

@@ -11,9 +11,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/stomp-broker/stomp-broker/internal/poll"
 )
 
 // orphanSet creates a set the way a dead broker left it: private, mode 0600, not
@@ -63,15 +64,11 @@ func deadPID(t *testing.T) int {
 func zombiePID(t *testing.T) int {
 	t.Helper()
 	h := startHelper(t, "exit")
-	deadline := time.Now().Add(helperTimeout)
-	for time.Now().Before(deadline) {
-		if ps, err := readProcStat(h.pid()); err == nil && ps.state == 'Z' {
-			return h.pid()
-		}
-		time.Sleep(time.Millisecond)
-	}
-	t.Fatalf("helper %d did not become a zombie", h.pid())
-	return 0
+	poll.Eventually(t, helperTimeout, fmt.Sprintf("helper %d becomes a zombie", h.pid()), func() bool {
+		ps, err := readProcStat(h.pid())
+		return err == nil && ps.state == 'Z'
+	})
+	return h.pid()
 }
 
 func TestSweepCases(t *testing.T) {

@@ -91,6 +91,12 @@ type scanner struct {
 	// receipt header (receiptEnd is 0 while there is none). Only an error
 	// reads them, so a frame that parses costs nothing for them.
 	receiptStart, receiptEnd int
+
+	// examined counts the bytes searched for line ends and NULs, summed
+	// over every frame this scanner has parsed (a reset keeps it). Only
+	// tests read it, to check that a frame arriving in pieces is scanned
+	// in linear time.
+	examined int
 }
 
 // parse is [Parse] resuming from s. lim must have its defaults applied.
@@ -115,9 +121,12 @@ func (s *scanner) parse(b []byte, v Version, lim Limits) (*frame.Frame, int, err
 	}
 	f := s.build(b, nul)
 	n := nul + 1 + leadingEOLs(b[nul+1:])
-	*s = scanner{}
+	s.reset()
 	return f, n, nil
 }
+
+// reset prepares s for the next frame; only the work counter survives.
+func (s *scanner) reset() { *s = scanner{examined: s.examined} }
 
 // need returns the total number of bytes the current frame needs when that
 // is already known (content-length has been read), else 0. The Reader uses
@@ -169,6 +178,7 @@ func (s *scanner) scan(b []byte, v Version, lim Limits) (int, error) {
 // scanCommand reads the command line and sets the per-frame rules.
 func (s *scanner) scanCommand(b []byte, v Version, lim Limits) error {
 	window := b[:min(len(b), maxCommandLine+1)]
+	s.examined += len(window)
 	lf := bytes.IndexByte(window, '\n')
 	if lf < 0 {
 		// Fail as soon as the line can no longer become a command, so
@@ -239,6 +249,7 @@ func (s *scanner) scanHeaders(b []byte, lim Limits) error {
 		// Look no further than a maximal line plus CR LF: beyond that
 		// the line is too long whatever follows.
 		window := rest[:min(len(rest), limit+2)]
+		s.examined += len(window)
 		lf := bytes.IndexByte(window, '\n')
 		line := window
 		if lf >= 0 {
@@ -403,6 +414,7 @@ func (s *scanner) scanBody(b []byte, lim Limits) (int, error) {
 	from := s.bodyStart + s.searched
 	to := min(len(b), s.bodyStart+lim.MaxBodyBytes+1)
 	if from < to {
+		s.examined += to - from
 		if i := bytes.IndexByte(b[from:to], 0); i >= 0 {
 			return from + i, nil
 		}

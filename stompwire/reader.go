@@ -43,6 +43,8 @@ type Reader struct {
 	start, end int    // buf[start:end] is read but not yet returned
 	scan       scanner
 
+	copied int // bytes moved by compaction and growth; tests check it stays linear
+
 	pending error // error from rd, reported once the buffered bytes are used up
 	fatal   error // sticky: protocol error or unexpected EOF
 }
@@ -68,7 +70,7 @@ func NewReader(r io.Reader, lim Limits) *Reader {
 // new version, because the Reader parses a frame only when Read asks for it.
 func (r *Reader) SetVersion(v Version) {
 	r.v = v
-	r.scan = scanner{} // a partial scan under the old rules is redone
+	r.scan.reset() // a partial scan under the old rules is redone
 }
 
 // Read returns the next frame, blocking on the underlying reader until a
@@ -193,6 +195,7 @@ func (r *Reader) makeRoom() error {
 		copy(nb, r.buf[r.start:r.end])
 		r.buf = nb
 	}
+	r.copied += used
 	r.start, r.end = 0, used
 	return nil
 }

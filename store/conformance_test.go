@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stomp-broker/stomp-broker/internal/poll"
 	"github.com/stomp-broker/stomp-broker/store"
 )
 
@@ -113,18 +114,6 @@ func statsFor(t *testing.T, s store.Store, queue string) store.QueueStats {
 		}
 	}
 	return store.QueueStats{Queue: queue}
-}
-
-// eventually polls cond every 10ms until it returns true or d passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 const long = time.Minute // a lease that never runs out during a test
@@ -277,7 +266,7 @@ func testLeaseExpiry(t *testing.T, s store.Store, reopen func(*testing.T) store.
 		t.Fatalf("leased while A's lease runs: %v", ids(got))
 	}
 	var second []*store.Message
-	eventually(t, 5*time.Second, "lease runs out", func() bool {
+	poll.Eventually(t, 5*time.Second, "lease runs out", func() bool {
 		second = mustLease(t, brokerB, q, "B", 1, long)
 		return len(second) == 1
 	})
@@ -359,7 +348,7 @@ func testReleaseNotDelivered(t *testing.T, s store.Store, _ func(*testing.T) sto
 func leaseWhenVisible(t *testing.T, s store.Store, q string, start time.Time) (*store.Message, time.Duration) {
 	t.Helper()
 	var got []*store.Message
-	eventually(t, 5*time.Second, "delayed message becomes visible", func() bool {
+	poll.Eventually(t, 5*time.Second, "delayed message becomes visible", func() bool {
 		got = mustLease(t, s, q, "A", 1, long)
 		return len(got) == 1
 	})

@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-stomp/stomp/v3/frame"
 
+	"github.com/stomp-broker/stomp-broker/internal/poll"
 	"github.com/stomp-broker/stomp-broker/stompwire"
 	"github.com/stomp-broker/stomp-broker/store"
 )
@@ -485,7 +486,7 @@ func TestTheSchwartzFencing(t *testing.T) {
 		mustPut(t, s, released, givenUp, renewed)
 		mustLease(t, s, q, "A", 3, 100*time.Millisecond) // whole seconds: runs out within 1.1s
 		perlUntil := map[int64]int64{}
-		eventually(t, 5*time.Second, "grabs run out and a Perl worker takes the jobs", func() bool {
+		poll.Eventually(t, 5*time.Second, "grabs run out and a Perl worker takes the jobs", func() bool {
 			// TheSchwartz's _grab_a_job: optimistic update on the value read.
 			for _, m := range []*store.Message{released, givenUp, renewed} {
 				if perlUntil[m.ID] != 0 {

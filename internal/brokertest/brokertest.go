@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stomp-broker/stomp-broker/internal/poll"
 )
 
 // EnvRequireAll, when "1", turns skips for missing outside programs (client
@@ -200,14 +202,9 @@ func (b *Broker) Logs() string {
 func (b *Broker) WaitLog(tb testing.TB, re string, timeout time.Duration) {
 	tb.Helper()
 	rx := regexp.MustCompile(re)
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if rx.MatchString(b.Logs()) {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !poll.Within(timeout, func() bool { return rx.MatchString(b.Logs()) }) {
+		tb.Fatalf("brokertest: log never matched %q\n%s", re, b.Logs())
 	}
-	tb.Fatalf("brokertest: log never matched %q\n%s", re, b.Logs())
 }
 
 // Children returns the pids of the broker's live child processes (one per
@@ -224,20 +221,26 @@ func (b *Broker) Children(tb testing.TB) []int {
 // WaitChildren waits until the broker has n children and returns them.
 func (b *Broker) WaitChildren(tb testing.TB, n int, timeout time.Duration) []int {
 	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		pids := b.Children(tb)
-		if len(pids) == n {
-			return pids
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("brokertest: broker has %d children, want %d", len(pids), n)
-		}
-		time.Sleep(10 * time.Millisecond)
+	var pids []int
+	if !poll.Within(timeout, func() bool { pids = b.Children(tb); return len(pids) == n }) {
+		tb.Fatalf("brokertest: broker has %d children, want %d", len(pids), n)
 	}
+	return pids
 }
 
-// childPIDs lists the direct children of pid.
+// Descendants lists pid's children, grandchildren and so on: the one
+// process-tree walk the tests use.
+func Descendants(pid int) []int {
+	var out []int
+	for _, c := range childPIDs(pid) {
+		out = append(out, c)
+		out = append(out, Descendants(c)...)
+	}
+	return out
+}
+
+// childPIDs lists the direct children of pid, from the children files of
+// all its threads.
 func childPIDs(pid int) []int {
 	var out []int
 	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
@@ -324,15 +327,13 @@ func (b *Broker) Stop(tb testing.TB) {
 			tb.Errorf("brokertest: broker ignored SIGTERM for 15s\n%s", b.Logs())
 		}
 	}
+	// All children share one 5s allowance to go after the broker.
 	deadline := time.Now().Add(5 * time.Second)
 	for pid := range b.children {
-		for Alive(pid) && isBrokerChild(pid) {
-			if time.Now().After(deadline) {
-				tb.Errorf("brokertest: child process %d outlived the broker", pid)
-				syscall.Kill(pid, syscall.SIGKILL)
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
+		gone := func() bool { return !Alive(pid) || !isBrokerChild(pid) }
+		if !poll.Within(time.Until(deadline), gone) {
+			tb.Errorf("brokertest: child process %d outlived the broker", pid)
+			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
 	if !b.privIPC && b.semID > 0 && SemaphoreSetExists(b.semID) {
