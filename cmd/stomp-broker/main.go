@@ -5,8 +5,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -24,10 +27,29 @@ func main() {
 		os.Exit(child.Run())
 	}
 	setProcessName()
-	if err := newApp().Run(os.Args); err != nil {
-		fmt.Fprintf(os.Stderr, "stomp-broker: %v\n", err)
-		os.Exit(1)
+	os.Exit(exitStatus(os.Stderr, newApp().Run(os.Args)))
+}
+
+// exitStatus prints err to w, prefixed once with the program's name, and
+// returns the exit status: a cli.ExitCoder's code, else 1 (0 for nil).
+// Every error ends here (the app's ExitErrHandler does nothing), so each
+// is printed exactly once.
+func exitStatus(w io.Writer, err error) int {
+	if err == nil {
+		return 0
 	}
+	code := 1
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		code = ec.ExitCode()
+	}
+	if msg := err.Error(); msg != "" {
+		if !strings.HasPrefix(msg, "stomp-broker") {
+			msg = "stomp-broker: " + msg
+		}
+		fmt.Fprintln(w, msg)
+	}
+	return code
 }
 
 func newApp() *cli.App {
@@ -55,5 +77,6 @@ func newApp() *cli.App {
 			passwdCommand(),
 		},
 		EnableBashCompletion: true,
+		ExitErrHandler:       func(*cli.Context, error) {}, // main prints and exits
 	}
 }

@@ -35,7 +35,7 @@ const (
 
 // usageError is a CLI error that names the flag at fault.
 func usageError(flag, format string, args ...any) error {
-	return cli.Exit(fmt.Sprintf("stomp-broker: --%s: %s", flag, fmt.Sprintf(format, args...)), 2)
+	return cli.Exit(fmt.Sprintf("--%s: %s", flag, fmt.Sprintf(format, args...)), 2)
 }
 
 // checkFlags validates what urfave/cli cannot.
@@ -85,7 +85,7 @@ func checkFlags(c *cli.Context) error {
 		return usageError(flagTLSListen, "needs --%s and --%s", flagTLSCert, flagTLSKey)
 	}
 	if c.Args().Len() > 0 {
-		return cli.Exit(fmt.Sprintf("stomp-broker: unexpected argument %q (see --help)", c.Args().First()), 2)
+		return cli.Exit(fmt.Sprintf("unexpected argument %q (see stomp-broker --help)", c.Args().First()), 2)
 	}
 	return nil
 }
@@ -94,7 +94,7 @@ func checkFlags(c *cli.Context) error {
 func serve(c *cli.Context) error {
 	conf, err := loadConfig(c)
 	if err != nil {
-		return cli.Exit("stomp-broker: "+err.Error(), 2)
+		return cli.Exit(err.Error(), 2)
 	}
 	if err := checkFlags(c); err != nil {
 		return err
@@ -131,6 +131,22 @@ func serve(c *cli.Context) error {
 		log.Warn("no private IPC namespace; relying on the semaphore refcount and the start-up sweep", "err", nsErr)
 	}
 
+	// The pidfile comes before any socket, so a second broker started by
+	// mistake is refused before it can disturb the first. It is removed on
+	// every return (it still names us: it is locked), never on a panic.
+	pf, err := lockPidfile(c.String(flagPidfile))
+	if err != nil {
+		report.fail(err)
+		return err
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error("broker panicked; leaving the pidfile", "panic", r)
+			panic(r) // the runtime prints it with the stack to stderr and exits 2
+		}
+		pf.release()
+	}()
+
 	// Take what systemd handed us before any child can inherit it.
 	notifier := systemd.NewNotifierFromEnv()
 	activated, err := systemd.Listeners()
@@ -155,15 +171,6 @@ func serve(c *cli.Context) error {
 		} else if res.Removed {
 			log.Warn("removed the semaphore set of a broker that died", "semid", res.SemID, "pid", res.ParentPID, "reason", res.Reason)
 		}
-	}
-
-	if pf := c.String(flagPidfile); pf != "" {
-		if err := os.WriteFile(pf, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
-			err = usageError(flagPidfile, "%v", err)
-			report.fail(err)
-			return err
-		}
-		defer os.Remove(pf)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -414,7 +421,7 @@ func daemonize(c *cli.Context) error {
 			fmt.Printf("stomp-broker: running in the background, pid %d, %s\n", pid, strings.TrimPrefix(res.line, "READY "))
 			return nil
 		case strings.HasPrefix(res.line, "ERROR "):
-			return cli.Exit("stomp-broker: "+strings.TrimPrefix(res.line, "ERROR "), 1)
+			return cli.Exit(strings.TrimPrefix(res.line, "ERROR "), 1)
 		case errors.Is(res.err, io.EOF):
 			return cli.Exit("stomp-broker: the background broker exited before it was ready (see --log-file)", 1)
 		default:
