@@ -98,3 +98,37 @@ func TestPidfileOfADeadBrokerIsTakenOver(t *testing.T) {
 	syscall.Kill(pid, syscall.SIGTERM)
 	waitGone(t, []int{pid}, 10*time.Second)
 }
+
+// TestDaemonCrashLandsInTheLogFile: the daemon's stderr is its --log-file,
+// so what the Go runtime prints when the broker dies reaches the file. A
+// SIGQUIT (what an operator sends for a stack dump) makes the runtime
+// print every goroutine's stack and exit 2: the file must hold it, with
+// the start line before it and no "broker stopped" after, and the pidfile
+// stays (a crash must not look like a clean stop).
+func TestDaemonCrashLandsInTheLogFile(t *testing.T) {
+	dir := t.TempDir()
+	pidfile, logfile := filepath.Join(dir, "broker.pid"), filepath.Join(dir, "broker.log")
+	out, err, pid := daemonize(t, "--pidfile", pidfile, "--log-file", logfile, "--listen", "127.0.0.1:"+strconv.Itoa(freePort(t)))
+	if err != nil || pid == 0 {
+		t.Fatalf("daemonize: %v\n%s", err, out)
+	}
+	conn := dialAndConnect(t, "127.0.0.1:"+regexp.MustCompile(`:(\d+)\s*$`).FindStringSubmatch(out)[1])
+	defer conn.Close()
+	children := brokerChildren(pid)
+	if err := syscall.Kill(pid, syscall.SIGQUIT); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, append(children, pid), 10*time.Second)
+	logs, _ := os.ReadFile(logfile)
+	for _, want := range []string{`msg="broker starting" pid=` + strconv.Itoa(pid), "SIGQUIT: quit", "main.serve("} {
+		if !strings.Contains(string(logs), want) {
+			t.Errorf("log file lacks %q:\n%s", want, logs)
+		}
+	}
+	if strings.Contains(string(logs), "broker stopped") {
+		t.Errorf("log file says the broker stopped cleanly:\n%s", logs)
+	}
+	if got := readPidfile(t, pidfile); got != strconv.Itoa(pid) {
+		t.Errorf("pidfile holds %q after the crash, want %d", got, pid)
+	}
+}

@@ -91,7 +91,7 @@ func checkFlags(c *cli.Context) error {
 }
 
 // serve is the default action: run the broker until SIGTERM or SIGINT.
-func serve(c *cli.Context) error {
+func serve(c *cli.Context) (err error) {
 	conf, err := loadConfig(c)
 	if err != nil {
 		return cli.Exit(err.Error(), 2)
@@ -127,6 +127,15 @@ func serve(c *cli.Context) error {
 		return err
 	}
 	defer closeLog()
+	log.Info("broker starting", "pid", os.Getpid(), "version", version)
+	if c.String(flagLogFile) != "" {
+		// The exit line for an error: a clean stop logs "broker stopped".
+		defer func() {
+			if err != nil {
+				log.Error("broker exiting on an error", "err", err)
+			}
+		}()
+	}
 	if nsErr != nil {
 		log.Warn("no private IPC namespace; relying on the semaphore refcount and the start-up sweep", "err", nsErr)
 	}
@@ -375,8 +384,10 @@ func (d *daemonReport) fail(err error) {
 }
 
 // daemonize starts the broker again in the background, detached from the
-// terminal (new session, stdio on /dev/null), and returns once it reports
-// that it is listening, or with its start-up error.
+// terminal (new session, stdin on /dev/null, stdout and stderr on
+// --log-file or else /dev/null, so whatever the Go runtime prints when
+// the daemon dies lands in its log), and returns once it reports that it
+// is listening, or with its start-up error.
 func daemonize(c *cli.Context) error {
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -388,13 +399,22 @@ func daemonize(c *cli.Context) error {
 		return fmt.Errorf("daemonize: %w", err)
 	}
 	defer devnull.Close()
+	out := devnull
+	if path := c.String(flagLogFile); path != "" {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return usageError(flagLogFile, "%v", err)
+		}
+		defer f.Close()
+		out = f
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("daemonize: %w", err)
 	}
 	attr := &os.ProcAttr{
 		Env:   append(os.Environ(), envDaemonNotifyFD+"=3"),
-		Files: []*os.File{devnull, devnull, devnull, w},
+		Files: []*os.File{devnull, out, out, w},
 		Sys:   &syscall.SysProcAttr{Setsid: true},
 	}
 	proc, err := os.StartProcess(exe, os.Args, attr)
