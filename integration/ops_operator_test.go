@@ -4,6 +4,7 @@ package integration
 // file, the users file, and the messages for bad arguments.
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -130,5 +131,107 @@ func TestDaemonCrashLandsInTheLogFile(t *testing.T) {
 	}
 	if got := readPidfile(t, pidfile); got != strconv.Itoa(pid) {
 		t.Errorf("pidfile holds %q after the crash, want %d", got, pid)
+	}
+}
+
+// TestBadArguments runs the binary with bad arguments: it prints the one
+// error (once prefixed, naming the flag and what it wants) and no help
+// text, and exits with the status shown.
+func TestBadArguments(t *testing.T) {
+	dir := t.TempDir()
+	cert, key, _ := selfSignedCert(t, dir)
+	listen := []string{"--listen", "127.0.0.1:0", "--control-socket", "off"}
+	config := filepath.Join(dir, "broker.conf")
+	if err := os.WriteFile(config, []byte("max-clients = many\nheart-beat = 5\nnonsense\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		args   []string
+		stderr string
+		status int
+	}{
+		{"duration without a unit", []string{"--connect-timeout", "5"},
+			`stomp-broker: --connect-timeout: invalid value "5": want a duration with a unit, such as 5s, 500ms or 2m (see stomp-broker --help)` + "\n", 2},
+		{"not a number", []string{"--max-clients=lots"},
+			`stomp-broker: --max-clients: invalid value "lots": want a whole number (see stomp-broker --help)` + "\n", 2},
+		{"unknown flag", []string{"--no-such-flag"},
+			"stomp-broker: unknown flag --no-such-flag (see stomp-broker --help)\n", 2},
+		{"flag without its value", []string{"--lease"},
+			"stomp-broker: --lease: needs a value (a duration with a unit, such as 5s, 500ms or 2m) (see stomp-broker --help)\n", 2},
+		{"unknown flag of a subcommand", []string{"passwd", "--salt", "x", "alice"},
+			"stomp-broker passwd: unknown flag --salt (see stomp-broker passwd --help)\n", 2},
+		{"every bad flag at once", []string{"--log-level", "loud", "--max-headers", "0"},
+			"stomp-broker: --log-level: unknown level \"loud\" (want debug, info, warn or error)\nstomp-broker: --max-headers: must be positive, got 0\n", 2},
+		{"pidfile in a missing directory", append([]string{"--pidfile", filepath.Join(dir, "no", "such.pid")}, listen...),
+			"stomp-broker: --pidfile: open " + filepath.Join(dir, "no", "such.pid") + ": no such file or directory\n", 2},
+		{"TLS files without --tls-listen", append([]string{"--tls-cert", cert, "--tls-key", key}, listen...),
+			"stomp-broker: --tls-cert and --tls-key are set but there is no TLS client socket to use them on: add --tls-listen ADDR (or a systemd socket named \"stomp-tls\")\n", 2},
+		{"TLS key without its certificate", append([]string{"--tls-key", key, "--tls-listen", "127.0.0.1:0"}, listen...),
+			"stomp-broker: --tls-cert: missing: --tls-key needs it\n", 2},
+		{"TLS key given as the certificate", append([]string{"--tls-cert", key, "--tls-key", key, "--tls-listen", "127.0.0.1:0"}, listen...),
+			"stomp-broker: --tls-cert: " + key + " holds a private key, not a certificate (swapped with --tls-key?)\n", 2},
+		{"TLS certificate given as the key", append([]string{"--tls-cert", cert, "--tls-key", cert, "--tls-listen", "127.0.0.1:0"}, listen...),
+			"stomp-broker: --tls-key: " + cert + " holds a certificate, not a private key (swapped with --tls-cert?)\n", 2},
+		{"TLS files swapped", append([]string{"--tls-cert", key, "--tls-key", cert, "--tls-listen", "127.0.0.1:0"}, listen...),
+			"stomp-broker: --tls-cert: " + key + " holds a private key, not a certificate (swapped with --tls-key?)\n" +
+				"stomp-broker: --tls-key: " + cert + " holds a certificate, not a private key (swapped with --tls-cert?)\n", 2},
+		{"every error of the config file", append([]string{"--config", config}, listen...),
+			"stomp-broker: config file: " + config + ":3: want \"name = value\", got \"nonsense\"\n" +
+				"stomp-broker: config file: " + config + ":1: max-clients: invalid value \"many\" (parse error): want a whole number\n" +
+				"stomp-broker: config file: " + config + ":2: heart-beat: invalid value \"5\" (parse error): want a duration with a unit, such as 5s, 500ms or 2m\n", 2},
+		{"daemonized, one prefix", append([]string{"--daemonize", "--pidfile", filepath.Join(dir, "no", "such.pid")}, listen...),
+			"stomp-broker: --pidfile: open " + filepath.Join(dir, "no", "such.pid") + ": no such file or directory\n", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(brokertest.Binary(t), tt.args...)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			status := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				status = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			// The broker's own log lines (time=...) go to stderr too.
+			var msgs strings.Builder
+			for _, line := range strings.SplitAfter(stderr.String(), "\n") {
+				if !strings.HasPrefix(line, "time=") {
+					msgs.WriteString(line)
+				}
+			}
+			if status != tt.status || msgs.String() != tt.stderr || stdout.Len() != 0 {
+				t.Errorf("stomp-broker %s: exit %d, stdout %q\nstderr %q\nwant exit %d, no stdout, stderr\n       %q",
+					strings.Join(tt.args, " "), status, stdout.String(), msgs.String(), tt.status, tt.stderr)
+			}
+		})
+	}
+}
+
+// TestSIGHUPReportsEveryConfigError: a reload of a file with several bad
+// lines logs all of them, each with its line, and keeps the settings.
+func TestSIGHUPReportsEveryConfigError(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "broker.conf")
+	if err := os.WriteFile(conf, []byte("max-clients = 5\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := brokertest.Start(t, "--config", conf)
+	if err := os.WriteFile(conf, []byte("max-clients = lots\nmax-clientz = 1\nheart-beat = 5\nlog-level = loud\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.Signal(t, syscall.SIGHUP)
+	b.WaitLog(t, `msg="reload failed; keeping the running settings"`, 10*time.Second)
+	logs := b.Logs()
+	for _, want := range []string{
+		conf + `:1: max-clients: invalid value \"lots\"`,
+		conf + `:2: unknown setting \"max-clientz\"`,
+		conf + `:3: heart-beat: invalid value \"5\" (parse error): want a duration with a unit`,
+		conf + `: --log-level: unknown level \"loud\"`,
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("reload log lacks %s:\n%s", want, logs)
+		}
 	}
 }

@@ -30,7 +30,7 @@ func main() {
 	os.Exit(exitStatus(os.Stderr, newApp().Run(os.Args)))
 }
 
-// exitStatus prints err to w, prefixed once with the program's name, and
+// exitStatus prints err to w, each line prefixed once with the program's name, and
 // returns the exit status: a cli.ExitCoder's code, else 1 (0 for nil).
 // Every error ends here (the app's ExitErrHandler does nothing), so each
 // is printed exactly once.
@@ -43,17 +43,20 @@ func exitStatus(w io.Writer, err error) int {
 	if errors.As(err, &ec) {
 		code = ec.ExitCode()
 	}
-	if msg := err.Error(); msg != "" {
-		if !strings.HasPrefix(msg, "stomp-broker") {
-			msg = "stomp-broker: " + msg
+	for _, line := range strings.Split(err.Error(), "\n") {
+		if line == "" {
+			continue
 		}
-		fmt.Fprintln(w, msg)
+		if !strings.HasPrefix(line, "stomp-broker") {
+			line = "stomp-broker: " + line
+		}
+		fmt.Fprintln(w, line)
 	}
 	return code
 }
 
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:    "stomp-broker",
 		Usage:   "a STOMP message broker with one process per client",
 		Version: version,
@@ -79,4 +82,9 @@ func newApp() *cli.App {
 		EnableBashCompletion: true,
 		ExitErrHandler:       func(*cli.Context, error) {}, // main prints and exits
 	}
+	app.OnUsageError = onUsageError(app.Name, app.Flags)
+	for _, cmd := range app.Commands {
+		cmd.OnUsageError = onUsageError(app.Name+" "+cmd.Name, cmd.Flags)
+	}
+	return app
 }

@@ -38,54 +38,64 @@ func usageError(flag, format string, args ...any) error {
 	return cli.Exit(fmt.Sprintf("--%s: %s", flag, fmt.Sprintf(format, args...)), 2)
 }
 
-// checkFlags validates what urfave/cli cannot.
+// checkFlags validates what urfave/cli cannot. The error names every
+// flag at fault, one per line.
 func checkFlags(c *cli.Context) error {
+	var problems []string
+	bad := func(flag, format string, args ...any) {
+		problems = append(problems, fmt.Sprintf("--%s: %s", flag, fmt.Sprintf(format, args...)))
+	}
 	if _, ok := logging.ParseLevel(c.String(flagLogLevel)); !ok {
-		return usageError(flagLogLevel, "unknown level %q (want debug, info, warn or error)", c.String(flagLogLevel))
+		bad(flagLogLevel, "unknown level %q (want debug, info, warn or error)", c.String(flagLogLevel))
 	}
 	switch c.String(flagIPCNamespace) {
 	case "auto", "on", "off":
 	default:
-		return usageError(flagIPCNamespace, "unknown mode %q (want auto, on or off)", c.String(flagIPCNamespace))
+		bad(flagIPCNamespace, "unknown mode %q (want auto, on or off)", c.String(flagIPCNamespace))
 	}
 	for _, f := range []string{flagMaxFrameSize, flagMaxHeaders, flagMaxHeaderLine, flagOutboxLimit, flagPrefetch, flagSlots} {
 		if c.Int(f) <= 0 {
-			return usageError(f, "must be positive, got %d", c.Int(f))
+			bad(f, "must be positive, got %d", c.Int(f))
 		}
 	}
 	if c.Int(flagSlots) > 30000 {
-		return usageError(flagSlots, "at most 30000 (the kernel's SEMMSL), got %d", c.Int(flagSlots))
+		bad(flagSlots, "at most 30000 (the kernel's SEMMSL), got %d", c.Int(flagSlots))
 	}
 	for _, f := range []string{flagMaxClients, flagMaxSubscriptions, flagMaxClientsPerIP, flagAcceptBurst} {
 		if c.Int(f) < 0 {
-			return usageError(f, "must not be negative, got %d", c.Int(f))
+			bad(f, "must not be negative, got %d", c.Int(f))
 		}
 	}
 	if r := c.Float64(flagAcceptRate); r < 0 || r != r {
-		return usageError(flagAcceptRate, "must not be negative, got %v", r)
+		bad(flagAcceptRate, "must not be negative, got %v", r)
 	}
 	if c.Int64(flagMaxQueueMemory) <= 0 {
-		return usageError(flagMaxQueueMemory, "must be positive")
+		bad(flagMaxQueueMemory, "must be positive")
 	}
 	if c.Duration(flagConnectTimeout) <= 0 {
-		return usageError(flagConnectTimeout, "must be positive")
+		bad(flagConnectTimeout, "must be positive")
 	}
 	if c.Duration(flagHeartBeat) < 0 {
-		return usageError(flagHeartBeat, "must not be negative")
+		bad(flagHeartBeat, "must not be negative")
 	}
 	if u := c.String(flagUsers); u != "" {
 		if _, err := os.Stat(u); err != nil {
-			return usageError(flagUsers, "%v", err)
+			bad(flagUsers, "%v", err)
 		}
 	}
-	if (c.String(flagTLSCert) == "") != (c.String(flagTLSKey) == "") {
-		return usageError(flagTLSCert, "--%s and --%s go together", flagTLSCert, flagTLSKey)
-	}
-	if len(c.StringSlice(flagTLSListen)) > 0 && c.String(flagTLSCert) == "" {
-		return usageError(flagTLSListen, "needs --%s and --%s", flagTLSCert, flagTLSKey)
+	switch cert, key := c.String(flagTLSCert) != "", c.String(flagTLSKey) != ""; {
+	case cert && !key:
+		bad(flagTLSKey, "missing: --%s needs it", flagTLSCert)
+	case key && !cert:
+		bad(flagTLSCert, "missing: --%s needs it", flagTLSKey)
+	case !cert && len(c.StringSlice(flagTLSListen)) > 0:
+		bad(flagTLSListen, "needs --%s and --%s", flagTLSCert, flagTLSKey)
 	}
 	if c.Args().Len() > 0 {
-		return cli.Exit(fmt.Sprintf("unexpected argument %q (see stomp-broker --help)", c.Args().First()), 2)
+		problems = append(problems, fmt.Sprintf("unexpected argument %q (see stomp-broker --help)", c.Args().First()))
+	}
+	if len(problems) > 0 {
+		return cli.Exit(strings.Join(problems, "\n"), 2)
 	}
 	return nil
 }
@@ -269,7 +279,8 @@ func handleReloads(ctx context.Context, b *parent.Broker, conf *config, n *syste
 			}
 			settings, lvl, err := conf.reload(log)
 			if err != nil {
-				log.Error("reload failed; keeping the running settings", "err", err)
+				// Every problem, not just the first, on one line.
+				log.Error("reload failed; keeping the running settings", "err", strings.ReplaceAll(err.Error(), "\n", "; "))
 			} else {
 				level.Set(lvl)
 				if err := b.Reload(ctx, settings); err != nil {
@@ -377,7 +388,7 @@ func (d *daemonReport) ready(status string) {
 
 func (d *daemonReport) fail(err error) {
 	if d.w != nil && err != nil {
-		fmt.Fprintf(d.w, "ERROR %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+		fmt.Fprintf(d.w, "ERROR %s\n", strings.ReplaceAll(err.Error(), "\n", "; "))
 		d.w.Close()
 		d.w = nil
 	}
