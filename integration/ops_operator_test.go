@@ -5,6 +5,7 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -234,4 +235,53 @@ func TestSIGHUPReportsEveryConfigError(t *testing.T) {
 			t.Errorf("reload log lacks %s:\n%s", want, logs)
 		}
 	}
+}
+
+// TestBadUsersFileIsRefused: a --users file with a bad line, a hash that is
+// not bcrypt or a login given twice stops the start with every problem by
+// file and line; on SIGHUP the same problems are logged. A refused login
+// is logged at WARN with the login, never the passcode.
+func TestBadUsersFileIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users")
+	good := runBroker(t, "wonderland\n", "passwd", "--cost", "4", "alice")
+	bad := good + "garbage line\nbob:plain-text-passcode\n" + good
+	if err := os.WriteFile(users, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // a broker that starts is killed
+	defer cancel()
+	cmd := exec.CommandContext(ctx, brokertest.Binary(t), "--users", users, "--listen", "127.0.0.1:0", "--control-socket", "off")
+	out, err := cmd.CombinedOutput()
+	want := []string{
+		"stomp-broker: --users: " + users + `:2: want "login:bcrypt-hash"`,
+		"stomp-broker: --users: " + users + `:3: the hash of "bob" is not a bcrypt hash`,
+		"stomp-broker: --users: " + users + `:4: login "alice" again (first on line 1)`,
+	}
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Fatalf("broker with a bad users file: %v, want exit 2\n%s", err, out)
+	}
+	for _, w := range want {
+		if !strings.Contains(string(out), w) {
+			t.Errorf("output lacks %s:\n%s", w, out)
+		}
+	}
+
+	if err := os.WriteFile(users, []byte(good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := brokertest.Start(t, "--users", users)
+	r := b.Raw(t)
+	r.Send("CONNECT\naccept-version:1.2\nhost:x\nlogin:alice\npasscode:looking-glass\n\n\x00")
+	r.ExpectError("access denied")
+	b.WaitLog(t, `level=WARN msg="login refused" role=child client=\S+ login=alice`, 5*time.Second)
+	if strings.Contains(b.Logs(), "looking-glass") {
+		t.Errorf("the passcode is in the log:\n%s", b.Logs())
+	}
+
+	if err := os.WriteFile(users, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b.Signal(t, syscall.SIGHUP)
+	b.WaitLog(t, `level=ERROR msg="users file has errors; the logins on those lines are refused" .*:4: login \\"alice\\" again`, 10*time.Second)
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/stomp-broker/stomp-broker/child"
 	"github.com/stomp-broker/stomp-broker/internal/logging"
+	"github.com/stomp-broker/stomp-broker/internal/userfile"
 	"github.com/stomp-broker/stomp-broker/parent"
 	"github.com/stomp-broker/stomp-broker/semaphore"
 	"github.com/stomp-broker/stomp-broker/stompwire"
@@ -79,8 +80,12 @@ func checkFlags(c *cli.Context) error {
 		bad(flagHeartBeat, "must not be negative")
 	}
 	if u := c.String(flagUsers); u != "" {
-		if _, err := os.Stat(u); err != nil {
+		if f, err := userfile.Read(u); err != nil {
 			bad(flagUsers, "%v", err)
+		} else {
+			for _, p := range f.Problems {
+				bad(flagUsers, "%v", p)
+			}
 		}
 	}
 	switch cert, key := c.String(flagTLSCert) != "", c.String(flagTLSKey) != ""; {
@@ -244,7 +249,7 @@ func serve(c *cli.Context) (err error) {
 		report.fail(err)
 		return err
 	}
-	stopReloads := handleReloads(ctx, b, conf, notifier, level, log)
+	stopReloads := handleReloads(ctx, b, conf, cfg.Child.UsersFile, notifier, level, log)
 	defer stopReloads()
 	err = b.Serve(ctx)
 	if recordPath != "" {
@@ -263,7 +268,10 @@ func serve(c *cli.Context) (err error) {
 // rest to the broker, then tells systemd READY=1, which it sends even if
 // the file was bad (the old settings stay; the error is logged), so the
 // service never hangs in "reloading". The returned function stops it.
-func handleReloads(ctx context.Context, b *parent.Broker, conf *config, n *systemd.Notifier, level *slog.LevelVar, log *slog.Logger) func() {
+//
+// The users file (children read it at every CONNECT) is checked again
+// too, and its problems are logged.
+func handleReloads(ctx context.Context, b *parent.Broker, conf *config, usersFile string, n *systemd.Notifier, level *slog.LevelVar, log *slog.Logger) func() {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	done := make(chan struct{})
@@ -276,6 +284,13 @@ func handleReloads(ctx context.Context, b *parent.Broker, conf *config, n *syste
 			}
 			if err := n.Reloading(); err != nil {
 				log.Warn("reload notification failed", "err", err)
+			}
+			if usersFile != "" {
+				if f, err := userfile.Read(usersFile); err != nil {
+					log.Error("cannot read the users file", "err", err)
+				} else if err := f.Err(); err != nil {
+					log.Error("users file has errors; the logins on those lines are refused", "err", strings.ReplaceAll(err.Error(), "\n", "; "))
+				}
 			}
 			settings, lvl, err := conf.reload(log)
 			if err != nil {
