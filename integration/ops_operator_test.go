@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/stomp-broker/stomp-broker/internal/brokertest"
 )
 
@@ -284,4 +286,24 @@ func TestBadUsersFileIsRefused(t *testing.T) {
 	}
 	b.Signal(t, syscall.SIGHUP)
 	b.WaitLog(t, `level=ERROR msg="users file has errors; the logins on those lines are refused" .*:4: login \\"alice\\" again`, 10*time.Second)
+}
+
+// TestPasswdReadsOneLineWhenNotATerminal: with standard input a pipe,
+// passwd neither prompts nor asks twice: it reads the first line, and
+// stdout holds just the users line.
+func TestPasswdReadsOneLineWhenNotATerminal(t *testing.T) {
+	cmd := exec.Command(brokertest.Binary(t), "passwd", "--cost", "4", "alice")
+	cmd.Stdin = strings.NewReader("wonderland\nsecond line is not read\n")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("passwd: %v\n%s", err, stderr.String())
+	}
+	login, hash, ok := strings.Cut(strings.TrimSuffix(stdout.String(), "\n"), ":")
+	if !ok || login != "alice" || strings.Contains(hash, "\n") || stderr.Len() != 0 {
+		t.Fatalf("passwd printed %q and %q on stderr; want one users line and no prompt", stdout.String(), stderr.String())
+	}
+	if err := bcrypt.CompareHashAndPassword([]byte(hash), []byte("wonderland")); err != nil {
+		t.Fatalf("hash does not match the first line: %v", err)
+	}
 }
