@@ -88,14 +88,13 @@ func (h *fuzzHarness) run(script []byte) {
 		case 7:
 			h.die(i)
 		default:
+			// A length that does not fit makes the rest of the script the batch.
 			n, w := binary.Uvarint(script)
-			if w <= 0 || n > uint64(len(script)-w) {
-				n, w = uint64(len(script)), max(w, 0)
-				if w > len(script) {
-					w = 0
-				}
+			if w > 0 && n <= uint64(len(script)-w) {
+				script = script[w:]
+			} else {
+				n = uint64(len(script))
 			}
-			script = script[w:]
 			h.apply(i, script[:n])
 			script = script[n:]
 		}
