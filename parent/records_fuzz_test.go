@@ -375,6 +375,9 @@ func TestParentRefusesBrokenRecords(t *testing.T) {
 		{"empty FRAME", ipc.AppendRecord(nil, ipc.KindFrame, nil)},
 		{"FRAME that does not parse", ipc.AppendRecord(nil, ipc.KindFrame, []byte("SEND\nbroken\n\n\x00"))},
 		{"FRAME with a client-only command", frameRecord(frame.ACK, "", frame.Id, "1")},
+		{"SEND without destination", frameRecord(frame.SEND, "x")},
+		{"SEND to a bare prefix", frameRecord(frame.SEND, "x", frame.Destination, "/queue/")},
+		{"SUBSCRIBE to an unknown kind of destination", frameRecord(frame.SUBSCRIBE, "", frame.Id, "1", frame.Destination, "/exchange/x")},
 		{"SUBSCRIBE without id", frameRecord(frame.SUBSCRIBE, "", frame.Destination, "/topic/t")},
 		{"duplicate SUBSCRIBE", append(append([]byte(nil), sub...), sub...)},
 	}
