@@ -264,11 +264,11 @@ func (s *session) forward(f *frame.Frame) {
 
 func parseAckMode(v string) (ackMode, bool) {
 	switch v {
-	case "", "auto":
+	case "", frame.AckAuto:
 		return ackAuto, true
-	case "client":
+	case frame.AckClient:
 		return ackClient, true
-	case "client-individual":
+	case frame.AckClientIndividual:
 		return ackClientIndividual, true
 	}
 	return 0, false
@@ -302,7 +302,7 @@ func (s *session) handleSubscribe(f *frame.Frame, receipt string) bool {
 		return false
 	}
 	prefetch := s.cfg.DefaultPrefetch
-	for _, h := range []string{"prefetch-count", "activemq.prefetchSize"} {
+	for _, h := range []string{stompwire.HeaderPrefetchCount, stompwire.HeaderActiveMQPrefetchSize} {
 		if v := s.header(f, h); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
@@ -323,9 +323,9 @@ func (s *session) handleSubscribe(f *frame.Frame, receipt string) bool {
 	s.subs[id] = sub
 	s.subsByKey[sub.key] = sub
 	s.byDest[dest] = append(s.byDest[dest], sub)
-	fwd := frame.New(frame.SUBSCRIBE, frame.Id, sub.key, frame.Destination, dest, frame.Ack, f.Header.Get(frame.Ack), "prefetch-count", strconv.Itoa(sub.prefetch))
-	if v := s.header(f, "ack-timeout"); v != "" { // a lease on each delivery, in ms (see parent/jobs.go)
-		fwd.Header.Add("ack-timeout", v)
+	fwd := frame.New(frame.SUBSCRIBE, frame.Id, sub.key, frame.Destination, dest, frame.Ack, f.Header.Get(frame.Ack), stompwire.HeaderPrefetchCount, strconv.Itoa(sub.prefetch))
+	if v := s.header(f, stompwire.HeaderAckTimeout); v != "" { // a lease on each delivery, in ms
+		fwd.Header.Add(stompwire.HeaderAckTimeout, v)
 	}
 	s.forward(fwd)
 	return true

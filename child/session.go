@@ -394,7 +394,7 @@ func (s *session) handleRecord(k ipc.Kind, body []byte) error {
 			}
 			r := frame.New(frame.RECEIPT, frame.ReceiptId, id)
 			if flags&ipc.SyncedCoalesced != 0 {
-				r.Header.Add("coalesced", "true")
+				r.Header.Add(stompwire.HeaderCoalesced, "true")
 			}
 			s.writeFrame(r)
 		}
