@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/stomp-broker/stomp-broker/stompwire"
 )
 
 // authenticate checks CONNECT's login and passcode against the users file
@@ -21,7 +23,7 @@ func (s *session) authenticate(login, passcode string) error {
 	hash, err := lookupUser(s.cfg.UsersFile, login)
 	if err != nil {
 		s.log.Error("cannot read users file", "err", err)
-		return errors.New("authentication is unavailable")
+		return errors.New(stompwire.ErrDetailAuthUnavailable)
 	}
 	// Compare even for an unknown login, so timing does not tell which
 	// logins exist.
@@ -29,7 +31,7 @@ func (s *session) authenticate(login, passcode string) error {
 		hash = []byte("$2a$10$0000000000000000000000000000000000000000000000000000.")
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(passcode)) != nil || login == "" {
-		return errors.New("wrong login or passcode")
+		return errors.New(stompwire.ErrDetailWrongLogin)
 	}
 	return nil
 }

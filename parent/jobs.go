@@ -1,7 +1,7 @@
 package parent
 
 import (
-	"fmt"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -51,7 +51,7 @@ func parseJobSpec(f *frame.Frame, d JobDefaults, now time.Time) (jobSpec, error)
 		}
 		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 		if err != nil || n < min {
-			return 0, false, fmt.Errorf("bad %s header %q: want a whole number of at least %d", name, v, min)
+			return 0, false, errors.New(stompwire.ErrTextBadWholeNumber(name, v, min))
 		}
 		return n, true, nil
 	}
