@@ -502,13 +502,9 @@ func (s *session) writeMessage(enc []byte, sub *subscription, msgID string) {
 	const prefix = "MESSAGE\n"
 	if s.version == stompwire.V12 && len(enc) >= len(prefix) && string(enc[:len(prefix)]) == prefix {
 		b := append(s.scratch[:0], prefix...)
-		b = append(b, "subscription:"...)
-		b = appendEscaped12(b, sub.id)
-		b = append(b, '\n')
+		b = stompwire.AppendHeader(b, frame.MESSAGE, stompwire.V12, frame.Subscription, sub.id)
 		if sub.ack != ackAuto {
-			b = append(b, "ack:"...)
-			b = appendEscaped12(b, msgID)
-			b = append(b, '\n')
+			b = stompwire.AppendHeader(b, frame.MESSAGE, stompwire.V12, frame.Ack, msgID)
 		}
 		s.scratch = b
 		s.cw.Write(b)
@@ -538,28 +534,6 @@ func (s *session) writeMessage(enc []byte, sub *subscription, msgID string) {
 	}
 	out.Body = f.Body
 	s.writeFrame(out)
-}
-
-// appendEscaped12 appends s with STOMP 1.2 header escaping.
-func appendEscaped12(b []byte, s string) []byte {
-	if !strings.ContainsAny(s, "\\\n\r:") {
-		return append(b, s...)
-	}
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '\\':
-			b = append(b, '\\', '\\')
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case ':':
-			b = append(b, '\\', 'c')
-		default:
-			b = append(b, s[i])
-		}
-	}
-	return b
 }
 
 // writeFrame encodes f in the session's version and buffers it.
