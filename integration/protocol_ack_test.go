@@ -9,6 +9,7 @@ import (
 	"github.com/go-stomp/stomp/v3/frame"
 
 	"github.com/stomp-broker/stomp-broker/internal/brokertest"
+	"github.com/stomp-broker/stomp-broker/stompwire"
 )
 
 // Acknowledgement, transactions and receipts, with raw frames.
@@ -117,7 +118,7 @@ func TestProtocolAckModes(t *testing.T) {
 			got := map[string]bool{}
 			for range tc.redeliver {
 				m, _ := next.expect(frame.MESSAGE)
-				header(t, m, "redelivered", "true")
+				header(t, m, stompwire.HeaderRedelivered, "true")
 				got[string(m.Body)] = true
 			}
 			for _, body := range tc.redeliver {
@@ -140,12 +141,12 @@ func TestProtocolNack(t *testing.T) {
 		prod.connect("1.2")
 		prod.receipted("SEND\ndestination:/queue/nack1\nx-custom:kept", "n1", "p")
 		m, _ := cons.expectMessage("n1")
-		if _, ok := m.Header.Contains("redelivered"); ok && m.Header.Get("redelivered") != "false" {
-			t.Fatalf("first delivery says redelivered:%s", m.Header.Get("redelivered"))
+		if _, ok := m.Header.Contains(stompwire.HeaderRedelivered); ok && m.Header.Get(stompwire.HeaderRedelivered) != "false" {
+			t.Fatalf("first delivery says redelivered:%s", m.Header.Get(stompwire.HeaderRedelivered))
 		}
 		cons.receipted("NACK\nid:"+m.Header.Get(frame.Ack), "", "n")
 		again, _ := cons.expectMessage("n1")
-		header(t, again, "redelivered", "true")
+		header(t, again, stompwire.HeaderRedelivered, "true")
 		header(t, again, frame.MessageId, m.Header.Get(frame.MessageId))
 		header(t, again, "x-custom", "kept")
 		cons.receipted("ACK\nid:"+again.Header.Get(frame.Ack), "", "a")
@@ -164,7 +165,7 @@ func TestProtocolNack(t *testing.T) {
 		cons.receipted("NACK\nmessage-id:"+mb.Header.Get(frame.MessageId)+"\nsubscription:c", "", "n")
 		for _, body := range []string{"a", "b"} {
 			m, _ := cons.expectMessage(body)
-			header(t, m, "redelivered", "true")
+			header(t, m, stompwire.HeaderRedelivered, "true")
 		}
 	})
 }
@@ -279,7 +280,7 @@ func TestProtocolTransactions(t *testing.T) {
 			}
 			seen[body] = true
 			if body == "q2" {
-				header(t, m, "redelivered", "true")
+				header(t, m, stompwire.HeaderRedelivered, "true")
 			}
 		}
 		next.expectNothing(quiet)

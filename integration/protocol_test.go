@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/stomp-broker/stomp-broker/internal/brokertest"
+	"github.com/stomp-broker/stomp-broker/stompwire"
 )
 
 // The protocol conformance suite: raw frames against the real binary, one
@@ -268,9 +269,9 @@ func TestProtocolMessageHeaders(t *testing.T) {
 		pub.in(t)
 		pub.receipted("SEND\ndestination:/topic/h\nmessage-id:forged\nsubscription:forged\nack:forged\nredelivered:true\ncontent-length:6", "forged", "r6")
 		f, wire := sub.expectMessage("forged")
-		for _, h := range []string{frame.MessageId, frame.Subscription, frame.Ack, "redelivered"} {
+		for _, h := range []string{frame.MessageId, frame.Subscription, frame.Ack, stompwire.HeaderRedelivered} {
 			for _, v := range f.Header.GetAll(h) {
-				if v == "forged" || (h == "redelivered" && v == "true") {
+				if v == "forged" || (h == stompwire.HeaderRedelivered && v == "true") {
 					t.Errorf("the publisher's %s header reached the subscriber: %q", h, wire)
 				}
 			}

@@ -201,7 +201,7 @@ func (d *durable) putDone(p *producer, seq uint64, msgs []*store.Message, res []
 	d.l.b.storeCommitted(took, err)
 	if err != nil {
 		d.l.b.log.Error("store: persistent messages not stored", "client", p.c.addr, "count", len(msgs), "err", err)
-		d.l.b.tellToClose(p.c, "message not stored: "+err.Error())
+		d.l.b.tellToClose(p.c, stompwire.ErrTextNotStored(err.Error()))
 		p.waiters = nil // no RECEIPT for what was not stored
 	} else {
 		keep := p.waiters[:0]

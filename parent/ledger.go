@@ -4,12 +4,12 @@ import (
 	"container/heap"
 	"fmt"
 	"sort"
-	"strconv"
 	"time"
 
 	"github.com/go-stomp/stomp/v3/frame"
 
 	"github.com/stomp-broker/stomp-broker/ipc"
+	"github.com/stomp-broker/stomp-broker/stompwire"
 )
 
 // slotSemaphores is the part of semaphore.Set the ledger uses; tests give
@@ -212,7 +212,7 @@ func (l *ledger) publish(from *childProc, id, dest string, f *frame.Frame) {
 	size := frameSize(f)
 	if l.bytes+size > l.maxBytes {
 		l.b.log.Warn("queue memory limit reached; refusing SEND", "destination", dest, "limit_bytes", l.maxBytes)
-		l.b.tellToClose(from, "queue memory limit reached ("+strconv.FormatInt(l.maxBytes, 10)+" bytes): message to "+dest+" not accepted")
+		l.b.tellToClose(from, stompwire.ErrTextQueueMemoryLimit(l.maxBytes, dest))
 		return
 	}
 	if (job.persistent || l.b.cfg.PersistAll) && l.durable != nil {

@@ -107,7 +107,7 @@ func TestLedgerPartialClaimRequeuesTheRestInOrder(t *testing.T) {
 		t.Fatalf("second claim got %s, want 2,3,4", bodies(rs))
 	}
 	for _, r := range rs {
-		if r.hdr.Get("redelivered") != "" {
+		if r.hdr.Get(stompwire.HeaderRedelivered) != "" {
 			t.Fatalf("message %s offered twice but delivered once is flagged redelivered", r.body)
 		}
 	}

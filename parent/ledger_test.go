@@ -64,7 +64,7 @@ func (tb *testBroker) frame(t *testing.T, c *childProc, command string, headers 
 }
 
 func (tb *testBroker) subscribe(t *testing.T, c *childProc, key, dest, ack string, prefetch int) {
-	tb.frame(t, c, frame.SUBSCRIBE, frame.Id, key, frame.Destination, dest, frame.Ack, ack, "prefetch-count", strconv.Itoa(prefetch))
+	tb.frame(t, c, frame.SUBSCRIBE, frame.Id, key, frame.Destination, dest, frame.Ack, ack, stompwire.HeaderPrefetchCount, strconv.Itoa(prefetch))
 }
 
 func (tb *testBroker) send(t *testing.T, c *childProc, dest, body string) {
@@ -216,7 +216,7 @@ func TestLedgerOfferClaimGrantAck(t *testing.T) {
 	}
 	tb.claim(t, cons, ipc.Claim{Slot: off.Slot, Gen: off.Gen, SubID: "1", MessageID: off.MessageID})
 	g := only(t, drain(t, cons), ipc.KindGrant)
-	if g.body != "hello" || g.key != "1" || g.hdr.Get("redelivered") != "" {
+	if g.body != "hello" || g.key != "1" || g.hdr.Get(stompwire.HeaderRedelivered) != "" {
 		t.Fatalf("grant %+v", g)
 	}
 	if v, _ := tb.sem.Value(off.Slot); v != 0 {
@@ -278,8 +278,8 @@ func TestLedgerNackRedeliversFlagged(t *testing.T) {
 		tb.claim(t, cons, ipc.Claim{Slot: off.Slot, Gen: off.Gen, SubID: "1", MessageID: off.MessageID})
 		g := only(t, drain(t, cons), ipc.KindGrant)
 		wantRed := delivery > 1
-		if (g.hdr.Get("redelivered") == "true") != wantRed || g.hdr.Get("delivery-count") != strconv.Itoa(delivery) {
-			t.Fatalf("delivery %d: redelivered=%q delivery-count=%q", delivery, g.hdr.Get("redelivered"), g.hdr.Get("delivery-count"))
+		if (g.hdr.Get(stompwire.HeaderRedelivered) == "true") != wantRed || g.hdr.Get(stompwire.HeaderDeliveryCount) != strconv.Itoa(delivery) {
+			t.Fatalf("delivery %d: redelivered=%q delivery-count=%q", delivery, g.hdr.Get(stompwire.HeaderRedelivered), g.hdr.Get(stompwire.HeaderDeliveryCount))
 		}
 		tb.settle(t, cons, off.MessageID, false)
 	}
@@ -298,7 +298,7 @@ func TestLedgerChildDeathRequeuesWhatItHeld(t *testing.T) {
 	tb.subscribe(t, live, "1", "/queue/a", "auto", 5)
 	var bodies []string
 	for _, g := range takeAll(t, tb, live, "1") {
-		if g.hdr.Get("redelivered") != "true" {
+		if g.hdr.Get(stompwire.HeaderRedelivered) != "true" {
 			t.Fatalf("requeued %q not flagged", g.body)
 		}
 		bodies = append(bodies, g.body)

@@ -101,13 +101,13 @@ func (b *Broker) applyFrame(c *childProc, f *frame.Frame) error {
 		if _, dup := c.subs[key]; dup || key == "" {
 			return fmt.Errorf("%w: duplicate or empty subscription key %q", ipc.ErrMalformed, key)
 		}
-		prefetch, _ := strconv.Atoi(f.Header.Get("prefetch-count"))
+		prefetch, _ := strconv.Atoi(f.Header.Get(stompwire.HeaderPrefetchCount))
 		ack := f.Header.Get(frame.Ack)
 		sub := &subscription{
 			key: key, dest: dest, queue: stompwire.IsQueue(dest),
-			clientAck: ack == "client" || ack == "client-individual", prefetch: max(prefetch, 1),
+			clientAck: ack == frame.AckClient || ack == frame.AckClientIndividual, prefetch: max(prefetch, 1),
 		}
-		if v := f.Header.Get(HeaderAckTimeout); v != "" {
+		if v := f.Header.Get(stompwire.HeaderAckTimeout); v != "" {
 			if ms, err := strconv.Atoi(v); err == nil && ms > 0 {
 				sub.ackTimeout = time.Duration(ms) * time.Millisecond
 			}
@@ -193,7 +193,7 @@ func (b *Broker) publish(from *childProc, dest string, f *frame.Frame) {
 var skipOnMessage = map[string]bool{
 	frame.Destination: true, frame.MessageId: true, frame.Subscription: true,
 	frame.Ack: true, frame.ContentLength: true, frame.Receipt: true,
-	frame.Transaction: true, "redelivered": true,
+	frame.Transaction: true, stompwire.HeaderRedelivered: true,
 }
 
 // encodeMessage appends the MESSAGE frame for a SEND in STOMP 1.2 wire
@@ -203,10 +203,10 @@ var skipOnMessage = map[string]bool{
 func encodeMessage(dst []byte, dest, id string, send *frame.Frame, redelivered bool, deliveries int) []byte {
 	m := frame.New(frame.MESSAGE, frame.Destination, dest, frame.MessageId, id)
 	if redelivered {
-		m.Header.Add("redelivered", "true")
+		m.Header.Add(stompwire.HeaderRedelivered, "true")
 	}
 	if deliveries > 0 {
-		m.Header.Add("delivery-count", strconv.Itoa(deliveries))
+		m.Header.Add(stompwire.HeaderDeliveryCount, strconv.Itoa(deliveries))
 	}
 	for i := 0; i < send.Header.Len(); i++ {
 		k, v := send.Header.GetAt(i)
