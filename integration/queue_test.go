@@ -143,7 +143,7 @@ func TestQueueMemoryLimitRefusesSendWithError(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		r.Send("SEND\ndestination:/queue/full\ncontent-length:1000\n\n" + body + "\x00")
 	}
-	r.ExpectError("queue memory limit")
+	r.ExpectError("queue memory limit", "")
 }
 
 // TestQueueChaosNothingLostRepeatsFlagged SIGKILLs consumer children while

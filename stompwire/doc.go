@@ -43,4 +43,12 @@
 // human message meant for the `message` header of the ERROR frame the session
 // sends before closing the connection. A protocol error desynchronises the
 // stream: the caller must not try to parse past it.
+//
+// # Files
+//
+//   - parse.go, reader.go: bytes → frames, bounded by limits.go's Limits
+//   - encode.go: frames → bytes, escaping per version (version.go)
+//   - headers.go, destinations.go, errortexts.go: the broker's vocabulary — header
+//     names, destination prefixes, and every ERROR text a client can see
+//   - errors.go, errorframe.go: protocol errors and the ERROR frame built from one
 package stompwire
