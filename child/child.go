@@ -2,7 +2,9 @@ package child
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -30,7 +32,9 @@ func init() {
 // Run is the whole life of a child process: it checks that it really was
 // started by a parent, adopts the client socket (fd 3) and the parent
 // socketpair (fd 4), serves the client's STOMP session, and returns the
-// process exit status. It never returns before the client connection is
+// process exit status. A spare (ChildConfig.Spare) has no fd 3: it waits on
+// fd 4 for the parent's handoff of its client (ipc.Handoff) and renames
+// itself from "stomp-broker: spare" to "stomp-broker: client ADDR". It never returns before the client connection is
 // closed.
 //
 // Exit status 2 means the child was started wrongly (by hand, or with the
@@ -41,21 +45,51 @@ func Run() int {
 		fmt.Fprintf(os.Stderr, "stomp-broker child: %v\n", err)
 		return 2
 	}
-	if err := checkInheritedFDs(); err != nil {
+	if err := checkInheritedFDs(cfg.Spare); err != nil {
 		fmt.Fprintf(os.Stderr, "stomp-broker child: %v\n", err)
 		return 2
 	}
+	parentFile := os.NewFile(ipc.FDParent, "parent-ipc")
+	parent, err := ipc.FileConn(parentFile)
+	parentFile.Close()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "stomp-broker child: cannot adopt parent socketpair: %v\n", err)
+		return 1
+	}
+	var clientFile *os.File
+	if !cfg.Spare {
+		clientFile = os.NewFile(ipc.FDClient, "client")
+	} else {
+		// comm and the args line say "spare" until a client arrives.
+		setComm("stomp-spare")
+		setTitle("stomp-broker: spare")
+		h, f, err := parent.ReceiveHandoff()
+		if err != nil {
+			parent.Close()
+			if errors.Is(err, io.EOF) {
+				return 0 // the parent stopped (or died) before it needed us
+			}
+			fmt.Fprintf(os.Stderr, "stomp-broker spare: handoff failed: %v\n", err)
+			return 1
+		}
+		clientFile = f
+		cfg = h.Apply(cfg)
+		cfg.Spare = true // this process was a spare (for the trace line below)
+		setTitle("stomp-broker: client " + cfg.ClientAddr)
+	}
 	// comm shows in ps, top and ss -p; the full args line says which client.
-	name := []byte("stomp-client\x00")
-	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&name[0])), 0, 0, 0)
+	setComm("stomp-client")
 	runtime.UnlockOSThread()
 
 	log := logging.New(os.Stderr, cfg.LogLevel).With("role", "child", "client", cfg.ClientAddr)
+	if cfg.Trace && cfg.Spare {
+		log.Info("trace", "hop", ipc.HopHandoff, "pid", os.Getpid(), "note", "the spare adopted the client socket")
+	}
 
-	clientFile := os.NewFile(ipc.FDClient, "client")
 	client, err := net.FileConn(clientFile)
 	clientFile.Close()
 	if err != nil {
+		parent.Close()
 		log.Error("cannot adopt client socket", "err", err)
 		return 1
 	}
@@ -65,18 +99,11 @@ func Run() int {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
 		if err != nil {
 			client.Close()
+			parent.Close()
 			log.Error("cannot load the TLS certificate", "err", err)
 			return 1
 		}
 		client = tls.Server(client, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
-	}
-	parentFile := os.NewFile(ipc.FDParent, "parent-ipc")
-	parent, err := ipc.FileConn(parentFile)
-	parentFile.Close()
-	if err != nil {
-		client.Close()
-		log.Error("cannot adopt parent socketpair", "err", err)
-		return 1
 	}
 	parent.MaxRecord = ipc.MaxRecordFor(cfg.Limits)
 
@@ -111,19 +138,29 @@ func Run() int {
 }
 
 // checkInheritedFDs makes sure fd 3 is a TCP (or unix stream) socket and fd
-// 4 a unix SEQPACKET socket before anything touches them.
-func checkInheritedFDs() error {
-	typ, err := unix.GetsockoptInt(ipc.FDClient, unix.SOL_SOCKET, unix.SO_TYPE)
-	if err != nil || typ != unix.SOCK_STREAM {
-		return fmt.Errorf("fd %d is not a stream socket (a child must be started by the parent)", ipc.FDClient)
+// 4 a unix SEQPACKET socket before anything touches them. A spare has no
+// fd 3 yet: its client socket comes later, over fd 4.
+func checkInheritedFDs(spare bool) error {
+	if !spare {
+		typ, err := unix.GetsockoptInt(ipc.FDClient, unix.SOL_SOCKET, unix.SO_TYPE)
+		if err != nil || typ != unix.SOCK_STREAM {
+			return fmt.Errorf("fd %d is not a stream socket (a child must be started by the parent)", ipc.FDClient)
+		}
 	}
 	dom, err := unix.GetsockoptInt(ipc.FDParent, unix.SOL_SOCKET, unix.SO_DOMAIN)
 	if err != nil || dom != unix.AF_UNIX {
 		return fmt.Errorf("fd %d is not a unix socket (a child must be started by the parent)", ipc.FDParent)
 	}
-	typ, err = unix.GetsockoptInt(ipc.FDParent, unix.SOL_SOCKET, unix.SO_TYPE)
+	typ, err := unix.GetsockoptInt(ipc.FDParent, unix.SOL_SOCKET, unix.SO_TYPE)
 	if err != nil || typ != unix.SOCK_SEQPACKET {
 		return fmt.Errorf("fd %d is not a SEQPACKET socket (a child must be started by the parent)", ipc.FDParent)
 	}
 	return nil
+}
+
+// setComm sets the name of the calling thread, which ps, top and ss -p show
+// for the process while it is the main thread (see init).
+func setComm(name string) {
+	b := append([]byte(name), 0)
+	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&b[0])), 0, 0, 0)
 }

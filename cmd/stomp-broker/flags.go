@@ -49,6 +49,7 @@ const (
 	flagControlSocket   = "control-socket"
 	flagMetricsListen   = "metrics-listen"
 	flagConfig          = "config"
+	flagSpareChildren   = "spare-children"
 )
 
 // Defaults of the admission limits. They keep a 2-core, 2 GiB machine
@@ -59,6 +60,7 @@ const (
 	defaultMaxClientsPerIP = 100
 	defaultAcceptRate      = 100
 	defaultAcceptBurst     = 50
+	defaultSpareChildren   = 8
 )
 
 func env(name string) []string { return []string{"STOMP_BROKER_" + name} }
@@ -92,6 +94,8 @@ func serveFlags() []cli.Flag {
 			Usage: "most client processes started per second, averaged; faster connections wait in the listen backlog (0 = no limit)"},
 		&cli.IntFlag{Name: flagAcceptBurst, Value: defaultAcceptBurst, EnvVars: env("ACCEPT_BURST"),
 			Usage: "client processes that may start at once before --accept-rate applies"},
+		&cli.IntFlag{Name: flagSpareChildren, Value: defaultSpareChildren, EnvVars: env("SPARE_CHILDREN"),
+			Usage: "client processes kept started and waiting, so a new client does not wait for one to start; they count against --max-clients (0 = start each on connect)"},
 		&cli.IntFlag{Name: flagMaxFrameSize, Value: 4 << 20, EnvVars: env("MAX_FRAME_SIZE"), Usage: "largest frame body in `BYTES` a client may send"},
 		&cli.IntFlag{Name: flagMaxHeaders, Value: 128, EnvVars: env("MAX_HEADERS"), Usage: "most headers in one frame"},
 		&cli.IntFlag{Name: flagMaxHeaderLine, Value: 8192, EnvVars: env("MAX_HEADER_LINE"), Usage: "longest command or header line in `BYTES`"},
