@@ -441,6 +441,9 @@ func (b *Broker) Reload(ctx context.Context, s Settings) error {
 // applyReload installs reloaded settings. Event loop only.
 func (b *Broker) applyReload(s Settings) {
 	b.admit.setLimits(s.Limits)
+	if b.spares != nil {
+		b.spares.refill() // a higher MaxClients may leave room for spares
+	}
 	if s.ChildLogLevel != "" {
 		b.liveMu.Lock()
 		b.childLogLevel = s.ChildLogLevel
@@ -683,6 +686,9 @@ func (b *Broker) readChild(c *childProc) {
 // index and the queue ledger takes back every message it held.
 func (b *Broker) childGone(c *childProc, err error) {
 	b.admit.release(c.ip)
+	if b.spares != nil {
+		b.spares.refill() // its slot under MaxClients may now hold a spare
+	}
 	b.forgetChild(c)
 	lvl := slog.LevelDebug
 	if err != nil && c.cmd.ProcessState != nil && !c.cmd.ProcessState.Success() && !c.told {
