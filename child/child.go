@@ -49,32 +49,27 @@ func Run() int {
 		fmt.Fprintf(os.Stderr, "stomp-broker child: %v\n", err)
 		return 2
 	}
-	parentFile := os.NewFile(ipc.FDParent, "parent-ipc")
-	parent, err := ipc.FileConn(parentFile)
-	parentFile.Close()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "stomp-broker child: cannot adopt parent socketpair: %v\n", err)
-		return 1
-	}
-	var clientFile *os.File
-	if !cfg.Spare {
-		clientFile = os.NewFile(ipc.FDClient, "client")
-	} else {
+	if cfg.Spare {
 		// comm and the args line say "spare" until a client arrives.
 		setComm("stomp-spare")
 		setTitle("stomp-broker: spare")
-		h, f, err := parent.ReceiveHandoff()
+		h, fd, err := ipc.ReceiveHandoff(ipc.FDParent)
 		if err != nil {
-			parent.Close()
 			if errors.Is(err, io.EOF) {
 				return 0 // the parent stopped (or died) before it needed us
 			}
-			fmt.Fprintf(os.Stderr, "stomp-broker spare: handoff failed: %v\n", err)
+			fmt.Fprintf(os.Stderr, "stomp-broker spare: %v\n", err)
 			return 1
 		}
-		clientFile = f
+		// The client socket replaces the placeholder at fd 3: from here on
+		// this process is a child like one started for this client.
+		err = unix.Dup3(fd, ipc.FDClient, unix.O_CLOEXEC)
+		unix.Close(fd)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "stomp-broker spare: client socket to fd %d: %v\n", ipc.FDClient, err)
+			return 1
+		}
 		cfg = h.Apply(cfg)
-		cfg.Spare = true // this process was a spare (for the trace line below)
 		setTitle("stomp-broker: client " + cfg.ClientAddr)
 	}
 	// comm shows in ps, top and ss -p; the full args line says which client.
@@ -86,10 +81,10 @@ func Run() int {
 		log.Info("trace", "hop", ipc.HopHandoff, "pid", os.Getpid(), "note", "the spare adopted the client socket")
 	}
 
+	clientFile := os.NewFile(ipc.FDClient, "client")
 	client, err := net.FileConn(clientFile)
 	clientFile.Close()
 	if err != nil {
-		parent.Close()
 		log.Error("cannot adopt client socket", "err", err)
 		return 1
 	}
@@ -99,11 +94,18 @@ func Run() int {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
 		if err != nil {
 			client.Close()
-			parent.Close()
 			log.Error("cannot load the TLS certificate", "err", err)
 			return 1
 		}
 		client = tls.Server(client, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
+	parentFile := os.NewFile(ipc.FDParent, "parent-ipc")
+	parent, err := ipc.FileConn(parentFile)
+	parentFile.Close()
+	if err != nil {
+		client.Close()
+		log.Error("cannot adopt parent socketpair", "err", err)
+		return 1
 	}
 	parent.MaxRecord = ipc.MaxRecordFor(cfg.Limits)
 
@@ -138,20 +140,23 @@ func Run() int {
 }
 
 // checkInheritedFDs makes sure fd 3 is a TCP (or unix stream) socket and fd
-// 4 a unix SEQPACKET socket before anything touches them. A spare has no
-// fd 3 yet: its client socket comes later, over fd 4.
+// 4 a unix SEQPACKET socket before anything touches them. A spare's fd 3
+// is a placeholder, a second copy of its socketpair end, until the client
+// socket arrives over fd 4.
 func checkInheritedFDs(spare bool) error {
-	if !spare {
-		typ, err := unix.GetsockoptInt(ipc.FDClient, unix.SOL_SOCKET, unix.SO_TYPE)
-		if err != nil || typ != unix.SOCK_STREAM {
-			return fmt.Errorf("fd %d is not a stream socket (a child must be started by the parent)", ipc.FDClient)
-		}
+	want, what := unix.SOCK_STREAM, "stream"
+	if spare {
+		want, what = unix.SOCK_SEQPACKET, "SEQPACKET (placeholder)"
+	}
+	typ, err := unix.GetsockoptInt(ipc.FDClient, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil || typ != want {
+		return fmt.Errorf("fd %d is not a %s socket (a child must be started by the parent)", ipc.FDClient, what)
 	}
 	dom, err := unix.GetsockoptInt(ipc.FDParent, unix.SOL_SOCKET, unix.SO_DOMAIN)
 	if err != nil || dom != unix.AF_UNIX {
 		return fmt.Errorf("fd %d is not a unix socket (a child must be started by the parent)", ipc.FDParent)
 	}
-	typ, err := unix.GetsockoptInt(ipc.FDParent, unix.SOL_SOCKET, unix.SO_TYPE)
+	typ, err = unix.GetsockoptInt(ipc.FDParent, unix.SOL_SOCKET, unix.SO_TYPE)
 	if err != nil || typ != unix.SOCK_SEQPACKET {
 		return fmt.Errorf("fd %d is not a SEQPACKET socket (a child must be started by the parent)", ipc.FDParent)
 	}

@@ -195,9 +195,11 @@ func TestSparesDieWithTheParent(t *testing.T) {
 }
 
 // TestSpareHoldsOnlyItsSocketpair: a waiting spare holds one socket, a
-// unix one (its socketpair end): no client socket, no listener; its other
-// descriptors are ones a client's child holds too (stdio, what the Go
-// runtime opens).
+// unix one (its socketpair end, at fd 4 and as fd 3's placeholder): no
+// client socket, no listener; its other descriptors are ones a client's
+// child holds too (stdio, what the Go runtime opens). Once it serves a
+// client, it holds what a child started for the client holds: the client's
+// TCP socket and the socketpair.
 func TestSpareHoldsOnlyItsSocketpair(t *testing.T) {
 	b := brokertest.Start(t, "--spare-children", "1")
 	r := b.Raw(t)
@@ -209,7 +211,9 @@ func TestSpareHoldsOnlyItsSocketpair(t *testing.T) {
 	var sockets []string
 	for fd, target := range spareFDs {
 		if strings.HasPrefix(target, "socket:") {
-			sockets = append(sockets, target)
+			if !slices.Contains(sockets, target) {
+				sockets = append(sockets, target)
+			}
 			continue
 		}
 		if !slices.Contains(mapValues(childFDs), target) {
@@ -227,6 +231,30 @@ func TestSpareHoldsOnlyItsSocketpair(t *testing.T) {
 	}
 	if n := countTCPSockets(t, child); n != 1 {
 		t.Errorf("client's child holds %d TCP sockets, want 1", n)
+	}
+
+	// The spare takes the next client.
+	r2 := b.Raw(t)
+	r2.Connect()
+	if pid := childServing(t, b, r2.Conn.LocalAddr().String()); pid != spare {
+		t.Fatalf("second client served by %d, not by the spare %d", pid, spare)
+	}
+	var servedUnix, servedTCP []string
+	for _, target := range fdTargets(t, spare) {
+		if !strings.HasPrefix(target, "socket:") || slices.Contains(servedUnix, target) || slices.Contains(servedTCP, target) {
+			continue
+		}
+		if isUnixSocket(t, target) {
+			servedUnix = append(servedUnix, target)
+		} else {
+			servedTCP = append(servedTCP, target)
+		}
+	}
+	if len(servedUnix) != 1 || len(servedTCP) != 1 {
+		t.Errorf("spare serving a client holds unix sockets %v and others %v, want one each (socketpair, client)", servedUnix, servedTCP)
+	}
+	if n := countTCPSockets(t, spare); n != 1 {
+		t.Errorf("spare serving a client holds %d TCP sockets, want 1", n)
 	}
 }
 

@@ -11,12 +11,15 @@ import (
 )
 
 // Spare children. A spare is a child started before its client arrives: it
-// inherits only its socketpair end (fd 4, [FDParent]; fd 3 is closed) and a
-// ChildConfig with Spare set, and waits. When a client connects, the parent
+// inherits only its socketpair end, as fd 4 ([FDParent]) and, as a
+// placeholder, fd 3 ([FDClient]), and a ChildConfig with Spare set, and
+// waits. When a client connects, the parent
 // sends the spare one handoff packet over the socketpair: the flag byte
 // [HandoffFlag], a JSON [Handoff] with what only the accept knows, and the
 // client socket itself as an SCM_RIGHTS control message. From then on the
-// spare is an ordinary child of that client. A spare that reads EOF instead
+// spare moves the client socket onto fd 3 (replacing the placeholder) and
+// is from then on an ordinary child of that client, with the same
+// descriptors as a child started for it. A spare that reads EOF instead
 // (the parent stopped or died) exits quietly.
 
 // HandoffFlag is the first byte of the handoff packet. It is no packet flag
@@ -77,22 +80,31 @@ func (c *Conn) SendHandoff(h Handoff, client *os.File) error {
 	return nil
 }
 
-// ReceiveHandoff waits for the parent's handoff packet and returns it with
-// the client socket (close-on-exec). It returns io.EOF when the parent
-// closed the socketpair first, and an error for anything that is not a
-// handoff packet with exactly one descriptor.
-func (c *Conn) ReceiveHandoff() (Handoff, *os.File, error) {
+// ReceiveHandoff waits on fd, a spare's blocking socketpair end, for the
+// parent's handoff packet and returns it with the client socket's
+// descriptor (close-on-exec). It returns io.EOF when the parent closed the
+// socketpair first, and an error for anything that is not a handoff packet
+// with exactly one descriptor. It blocks its thread in recvmsg: a spare
+// has nothing else to do.
+func ReceiveHandoff(fd int) (Handoff, int, error) {
 	buf := make([]byte, maxHandoff)
 	oob := make([]byte, unix.CmsgSpace(4*4)) // room to notice extra fds
-	n, oobn, flags, _, err := c.uc.ReadMsgUnix(buf, oob)
+	var n, oobn, flags int
+	var err error
+	for {
+		n, oobn, flags, _, err = unix.Recvmsg(fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
+		if err != unix.EINTR {
+			break
+		}
+	}
 	if err != nil {
-		return Handoff{}, nil, err
+		return Handoff{}, -1, fmt.Errorf("ipc: handoff: %w", err)
 	}
 	var fds []int
 	if oobn > 0 {
 		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
 		if err != nil {
-			return Handoff{}, nil, fmt.Errorf("ipc: handoff control message: %w", err)
+			return Handoff{}, -1, fmt.Errorf("ipc: handoff control message: %w", err)
 		}
 		for _, m := range msgs {
 			got, err := unix.ParseUnixRights(&m)
@@ -101,28 +113,25 @@ func (c *Conn) ReceiveHandoff() (Handoff, *os.File, error) {
 			}
 		}
 	}
-	closeAll := func() {
+	fail := func(err error) (Handoff, int, error) {
 		for _, fd := range fds {
 			unix.Close(fd)
 		}
+		return Handoff{}, -1, err
 	}
-	if n == 0 && len(fds) == 0 {
-		return Handoff{}, nil, io.EOF
-	}
-	if flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
-		closeAll()
-		return Handoff{}, nil, ErrTruncated
-	}
-	if n < 1 || buf[0] != HandoffFlag || len(fds) != 1 {
-		closeAll()
-		return Handoff{}, nil, fmt.Errorf("%w: not a handoff packet (%d bytes, %d descriptors)", ErrMalformed, n, len(fds))
+	switch {
+	case n == 0 && len(fds) == 0:
+		return Handoff{}, -1, io.EOF
+	case flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0:
+		return fail(ErrTruncated)
+	case n < 1 || buf[0] != HandoffFlag || len(fds) != 1:
+		return fail(fmt.Errorf("%w: not a handoff packet (%d bytes, %d descriptors)", ErrMalformed, n, len(fds)))
 	}
 	var h Handoff
 	if err := json.Unmarshal(buf[1:n], &h); err != nil {
-		closeAll()
-		return Handoff{}, nil, fmt.Errorf("%w: handoff: %v", ErrMalformed, err)
+		return fail(fmt.Errorf("%w: handoff: %v", ErrMalformed, err))
 	}
-	return h, os.NewFile(uintptr(fds[0]), "client"), nil
+	return h, fds[0], nil
 }
 
 // SetReadDeadline sets the deadline of blocked and future reads; the

@@ -66,8 +66,10 @@ func (b *Broker) spawn(conn net.Conn, tlsClient bool) (*childProc, error) {
 }
 
 // startChild re-executes the broker's binary as a child with configuration
-// cfg and argv[0] title (what ps shows), client as fd 3 (nil for a spare:
-// fd 3 is then closed) and a fresh socketpair's end as fd 4. It returns the
+// cfg and argv[0] title (what ps shows), client as fd 3 and a fresh
+// socketpair's end as fd 4. For a spare client is nil and fd 3 is a second
+// copy of the socketpair end, a placeholder the spare replaces with its
+// client's socket (so that a Go runtime file cannot take fd 3 meanwhile). It returns the
 // started command and the parent's end of the socketpair.
 func (b *Broker) startChild(cfg ipc.ChildConfig, title string, client *os.File) (*exec.Cmd, *ipc.Conn, error) {
 	parentEnd, childEnd, err := ipc.Socketpair()
@@ -88,7 +90,10 @@ func (b *Broker) startChild(cfg ipc.ChildConfig, title string, client *os.File) 
 		cmd.Env = append(cmd.Env, "TZ="+tz)
 	}
 	cmd.Env = append(cmd.Env, profileEnv()...)
-	cmd.ExtraFiles = []*os.File{client, childEnd} // fd 3 (closed if nil), fd 4
+	if client == nil {
+		client = childEnd
+	}
+	cmd.ExtraFiles = []*os.File{client, childEnd} // fd 3, fd 4
 	cmd.Stderr = b.cfg.ChildStderr
 	// Children stay in the parent's process group, but a terminal's ^C
 	// reaches them too; they ignore SIGINT and wait for the parent.
