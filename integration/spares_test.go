@@ -381,3 +381,41 @@ func TestTLSAndUsersThroughASpare(t *testing.T) {
 	r.Send("CONNECT\naccept-version:1.2\nhost:x\nheart-beat:0,0\nlogin:alice\npasscode:wonderland\n\n\x00")
 	r.Expect(frame.CONNECTED)
 }
+
+// TestTwoHundredClientsFromOneHostOnDefaults: on the default limits and
+// spare pool, 200 clients connecting at once from one host are all
+// served.
+func TestTwoHundredClientsFromOneHostOnDefaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts 200 client processes")
+	}
+	const clients = 200
+	b := brokertest.Start(t, "--spare-children", "8") // the default; brokertest would ask for 0
+	waitSpares(t, b, 8)
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.DialTimeout("tcp", b.Addr, 30*time.Second)
+			if err != nil {
+				errs <- err
+				return
+			}
+			r := brokertest.NewRaw(t, c, fmt.Sprint("client ", i))
+			r.Send("CONNECT\naccept-version:1.2\nhost:x\nheart-beat:0,0\n\n\x00")
+			if f, err := r.Read(60 * time.Second); err != nil || f.Command != frame.CONNECTED {
+				errs <- fmt.Errorf("client %d: %v %v", i, f, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := len(brokerChildren(b.PID)); !t.Failed() && n != clients {
+		t.Errorf("%d client processes, want %d", n, clients)
+	}
+}
