@@ -67,8 +67,11 @@ func startTime(t *testing.T, pid int) time.Time {
 // and `clients` lists the spares.
 func TestSpareServesAClientStartedBeforeIt(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "control.sock")
-	b := brokertest.Start(t, "--spare-children", "2", "--trace", "--control-socket", sock)
+	metrics := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	b := brokertest.Start(t, "--spare-children", "2", "--trace", "--control-socket", sock, "--metrics-listen", metrics)
 	spares := waitSpares(t, b, 2)
+	waitMetric(t, metrics, "stomp_broker_spare_children", 2)
+	waitMetric(t, metrics, "stomp_broker_clients", 0)
 	for _, pid := range spares {
 		if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); string(comm) != "stomp-spare\n" {
 			t.Errorf("spare %d has comm %q, want stomp-spare", pid, comm)
@@ -112,6 +115,8 @@ func TestSpareServesAClientStartedBeforeIt(t *testing.T) {
 	r.Send("SUBSCRIBE\nid:1\ndestination:/topic/spare\n\n\x00SEND\ndestination:/topic/spare\n\nvia a spare\x00")
 	r.ExpectMessage("via a spare")
 
+	waitMetric(t, metrics, "stomp_broker_spare_children", 2)
+	waitMetric(t, metrics, "stomp_broker_clients", 1)
 	resp, err = control.Do(sock, control.RequestClients, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
