@@ -43,6 +43,15 @@ import (
 // spareRetry is how long the refiller pauses after a failed spare start.
 const spareRetry = time.Second
 
+// spareQuiet is how long the refiller waits after the last handoff before
+// it starts a replacement: a process start costs several ms of CPU, which
+// during a burst of connects would compete with the clients just handed
+// to spares (their CONNECTs) and with the children started on accept.
+// Measured on 2 cores: 8 clients at once with 8 spares, p50 to CONNECTED
+// 8–28 ms with the refill at once, 2–5 ms with this pause (p99 25–29 ms
+// and 3.6–5 ms); one at a time, p50 1.5–5 ms and 0.9–1.8 ms.
+const spareQuiet = 20 * time.Millisecond
+
 // spare is one waiting spare child. While it waits, a watcher goroutine
 // reads its socketpair to notice its death; take stops the watcher before
 // handing the spare a client.
@@ -69,6 +78,7 @@ type sparePool struct {
 	changed  chan struct{} // closed and replaced whenever idle or starting changes
 	closed   bool
 	kick     chan struct{} // wakes the refiller (buffered, 1)
+	lastTake time.Time     // when take last handed out a spare
 	watchers sync.WaitGroup
 }
 
@@ -101,7 +111,7 @@ func (p *sparePool) run() {
 			return
 		}
 		for p.reserve() {
-			if !p.b.admit.waitToSpawn() {
+			if !p.waitQuiet() || !p.b.admit.waitToSpawn() {
 				p.unreserve()
 				return
 			}
@@ -131,6 +141,24 @@ func (p *sparePool) run() {
 					return
 				}
 			}
+		}
+	}
+}
+
+// waitQuiet waits until spareQuiet has passed since the last handoff; false
+// if the broker began stopping meanwhile.
+func (p *sparePool) waitQuiet() bool {
+	for {
+		p.mu.Lock()
+		wait := time.Until(p.lastTake.Add(spareQuiet))
+		p.mu.Unlock()
+		if wait <= 0 {
+			return true
+		}
+		select {
+		case <-time.After(wait):
+		case <-p.b.quit:
+			return false
 		}
 	}
 }
@@ -167,6 +195,7 @@ func (p *sparePool) take() *spare {
 		if n := len(p.idle); n > 0 {
 			s := p.idle[n-1] // the newest: its pages are the likeliest in cache
 			p.idle = p.idle[:n-1]
+			p.lastTake = time.Now()
 			p.changedLocked()
 			p.mu.Unlock()
 			p.refill()
