@@ -40,8 +40,8 @@ type configEntry struct {
 	name, value string
 }
 
-// readConfigFile parses a configuration file. Errors name the file and the
-// line.
+// readConfigFile parses a configuration file. The error names the file
+// and the line of every bad line, one per line.
 func readConfigFile(path string) ([]configEntry, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -49,6 +49,7 @@ func readConfigFile(path string) ([]configEntry, error) {
 	}
 	defer f.Close()
 	var out []configEntry
+	var errs []error
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
@@ -58,20 +59,31 @@ func readConfigFile(path string) ([]configEntry, error) {
 		name, value, ok := strings.Cut(line, "=")
 		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
 		if !ok || name == "" {
-			return nil, fmt.Errorf("%w: %s:%d: want \"name = value\", got %q", errConfig, path, n, line)
+			errs = append(errs, fmt.Errorf("%w: %s:%d: want \"name = value\", got %q", errConfig, path, n, line))
+			continue
 		}
 		if len(value) >= 2 && value[0] == '"' && value[len(value)-1] == '"' {
 			value = value[1 : len(value)-1]
 		}
 		if name == flagConfig {
-			return nil, fmt.Errorf("%w: %s:%d: %s cannot be set in the config file", errConfig, path, n, flagConfig)
+			errs = append(errs, fmt.Errorf("%w: %s:%d: %s cannot be set in the config file", errConfig, path, n, flagConfig))
+			continue
 		}
 		out = append(out, configEntry{line: n, name: name, value: value})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", errConfig, path, err)
 	}
-	return out, nil
+	return out, errors.Join(errs...)
+}
+
+// setError is the error for a bad value of flag name on a line of the
+// configuration file.
+func (cfg *config) setError(e configEntry, err error) error {
+	if !isFlag(serveFlags(), e.name) {
+		return fmt.Errorf("%w: %s:%d: unknown setting %q (the settings are the long flag names, see stomp-broker --help)", errConfig, cfg.path, e.line, e.name)
+	}
+	return fmt.Errorf("%w: %s:%d: %s: invalid value %q (%v): want %s", errConfig, cfg.path, e.line, e.name, e.value, err, valueForm(serveFlags(), e.name))
 }
 
 // config ties the running broker's settings to their sources, for the
@@ -97,16 +109,17 @@ func loadConfig(c *cli.Context) (*config, error) {
 		return cfg, nil
 	}
 	entries, err := readConfigFile(cfg.path)
-	if err != nil {
-		return nil, err
-	}
+	errs := []error{err}
 	for _, e := range entries {
 		if cfg.fixed[e.name] {
 			continue
 		}
 		if err := c.Set(e.name, e.value); err != nil {
-			return nil, fmt.Errorf("%w: %s:%d: %s: %w", errConfig, cfg.path, e.line, e.name, err)
+			errs = append(errs, cfg.setError(e, err))
 		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return cfg, nil
 }
@@ -121,9 +134,7 @@ func (cfg *config) reload(log *slog.Logger) (parent.Settings, slog.Level, error)
 		return settingsOf(cfg.start), levelOf(cfg.start), nil
 	}
 	entries, err := readConfigFile(cfg.path)
-	if err != nil {
-		return parent.Settings{}, 0, err
-	}
+	errs := []error{err}
 	// A fresh flag set holds the defaults (and the environment's values);
 	// the file goes on top, then what the command line fixed.
 	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
@@ -137,7 +148,7 @@ func (cfg *config) reload(log *slog.Logger) (parent.Settings, slog.Level, error)
 			continue
 		}
 		if err := fs.Set(e.name, e.value); err != nil {
-			return parent.Settings{}, 0, fmt.Errorf("%w: %s:%d: %s: %w", errConfig, cfg.path, e.line, e.name, err)
+			errs = append(errs, cfg.setError(e, err))
 		}
 	}
 	for _, name := range reloadable {
@@ -147,7 +158,12 @@ func (cfg *config) reload(log *slog.Logger) (parent.Settings, slog.Level, error)
 	}
 	next := cli.NewContext(cfg.start.App, fs, nil)
 	if err := checkFlags(next); err != nil {
-		return parent.Settings{}, 0, fmt.Errorf("%w: %s: %v", errConfig, cfg.path, err)
+		for _, line := range strings.Split(err.Error(), "\n") {
+			errs = append(errs, fmt.Errorf("%w: %s: %s", errConfig, cfg.path, line))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return parent.Settings{}, 0, err
 	}
 	live := map[string]bool{}
 	for _, name := range reloadable {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/tls"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -121,11 +122,15 @@ func openListeners(c *cli.Context, log *slog.Logger, activated []systemd.NamedLi
 		ls.tls = append(ls.tls, l)
 	}
 	if c.String(flagTLSCert) != "" {
+		if len(ls.tls) == 0 {
+			return nil, cli.Exit(fmt.Sprintf("--%s and --%s are set but there is no TLS client socket to use them on: add --%s ADDR (or a systemd socket named %q)",
+				flagTLSCert, flagTLSKey, flagTLSListen, fdNameSTOMPTLS), 2)
+		}
 		// Load once here so a bad certificate fails the start, not every
 		// client; each child loads the files again for its own handshake.
-		cert, err := tls.LoadX509KeyPair(c.String(flagTLSCert), c.String(flagTLSKey))
+		cert, err := loadKeyPair(c.String(flagTLSCert), c.String(flagTLSKey))
 		if err != nil {
-			return nil, usageError(flagTLSCert, "%v", err)
+			return nil, err
 		}
 		ls.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
@@ -212,4 +217,52 @@ func portOf(addr string) string {
 		return addr[i+1:]
 	}
 	return addr
+}
+
+// loadKeyPair loads the --tls-cert and --tls-key files. Its errors name
+// the flag whose file is at fault (both, one per line, when the two were
+// swapped).
+func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
+	var problems []string
+	bad := func(flag, format string, args ...any) {
+		problems = append(problems, fmt.Sprintf("--%s: %s", flag, fmt.Sprintf(format, args...)))
+	}
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		bad(flagTLSCert, "%v", err)
+	} else if hasCert, hasKey := pemKinds(certPEM); !hasCert && hasKey {
+		bad(flagTLSCert, "%s holds a private key, not a certificate (swapped with --%s?)", certFile, flagTLSKey)
+	} else if !hasCert {
+		bad(flagTLSCert, "%s holds no PEM certificate", certFile)
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		bad(flagTLSKey, "%v", err)
+	} else if hasCert, hasKey := pemKinds(keyPEM); !hasKey && hasCert {
+		bad(flagTLSKey, "%s holds a certificate, not a private key (swapped with --%s?)", keyFile, flagTLSCert)
+	} else if !hasKey {
+		bad(flagTLSKey, "%s holds no PEM private key", keyFile)
+	}
+	if len(problems) > 0 {
+		return tls.Certificate{}, cli.Exit(strings.Join(problems, "\n"), 2)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return tls.Certificate{}, usageError(flagTLSKey, "%s does not go with the certificate in --%s %s: %v", keyFile, flagTLSCert, certFile, err)
+	}
+	return cert, nil
+}
+
+// pemKinds reports whether data holds a PEM certificate and a PEM private
+// key.
+func pemKinds(data []byte) (cert, key bool) {
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			return cert, key
+		}
+		cert = cert || b.Type == "CERTIFICATE"
+		key = key || strings.HasSuffix(b.Type, "PRIVATE KEY")
+	}
 }

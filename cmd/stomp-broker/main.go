@@ -5,8 +5,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -26,14 +29,36 @@ func main() {
 		os.Exit(child.Run())
 	}
 	setProcessName()
-	if err := newApp().Run(os.Args); err != nil {
-		fmt.Fprintf(os.Stderr, "stomp-broker: %v\n", err)
-		os.Exit(1)
+	os.Exit(exitStatus(os.Stderr, newApp().Run(os.Args)))
+}
+
+// exitStatus prints err to w, each line prefixed once with the program's name, and
+// returns the exit status: a cli.ExitCoder's code, else 1 (0 for nil).
+// Every error ends here (the app's ExitErrHandler does nothing), so each
+// is printed exactly once.
+func exitStatus(w io.Writer, err error) int {
+	if err == nil {
+		return 0
 	}
+	code := 1
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		code = ec.ExitCode()
+	}
+	for _, line := range strings.Split(err.Error(), "\n") {
+		if line == "" {
+			continue
+		}
+		if !strings.HasPrefix(line, "stomp-broker") {
+			line = "stomp-broker: " + line
+		}
+		fmt.Fprintln(w, line)
+	}
+	return code
 }
 
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:    "stomp-broker",
 		Usage:   "a STOMP message broker with one process per client",
 		Version: version,
@@ -57,5 +82,11 @@ func newApp() *cli.App {
 			passwdCommand(),
 		},
 		EnableBashCompletion: true,
+		ExitErrHandler:       func(*cli.Context, error) {}, // main prints and exits
 	}
+	app.OnUsageError = onUsageError(app.Name, app.Flags)
+	for _, cmd := range app.Commands {
+		cmd.OnUsageError = onUsageError(app.Name+" "+cmd.Name, cmd.Flags)
+	}
+	return app
 }

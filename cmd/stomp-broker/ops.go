@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/term"
 
 	"github.com/stomp-broker/stomp-broker/control"
 )
@@ -119,13 +121,14 @@ func dash(s string) string {
 }
 
 // passwdCommand prints a --users line for a login, with the passcode read
-// from standard input (so it shows neither in ps nor in the shell history).
+// from standard input (so it shows neither in ps nor in the shell history):
+// on a terminal it prompts twice without echo, else it reads one line.
 func passwdCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "passwd",
-		Usage:     "print a --users file line (login:bcrypt-hash) for LOGIN; the passcode is read from standard input",
+		Usage:     "print a --users file line (login:bcrypt-hash) for LOGIN; the passcode is asked for on the terminal (not shown), or read as one line from standard input",
 		ArgsUsage: "LOGIN",
-		Description: "Example: stomp-broker passwd alice >> users   (then type the passcode and Enter)\n" +
+		Description: "Example: stomp-broker passwd alice >> users   (then type the passcode twice)\n" +
 			"   or:   printf '%s\\n' \"$PASSCODE\" | stomp-broker passwd alice >> users",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "cost", Value: bcrypt.DefaultCost, Usage: "bcrypt cost (each step doubles the work of every CONNECT)"},
@@ -138,7 +141,13 @@ func passwdCommand() *cli.Command {
 			if login == "" || strings.ContainsAny(login, ": \t\r\n#") {
 				return cli.Exit("stomp-broker passwd: a login must be non-empty and hold no ':', '#' or white space", 2)
 			}
-			passcode, err := readPasscode(c.App.Reader)
+			var passcode string
+			var err error
+			if in, ok := c.App.Reader.(*os.File); ok && term.IsTerminal(int(in.Fd())) {
+				passcode, err = promptPasscode(in, c.App.ErrWriter, login)
+			} else {
+				passcode, err = readPasscode(c.App.Reader)
+			}
 			if err != nil {
 				return cli.Exit("stomp-broker passwd: "+err.Error(), 2)
 			}
@@ -166,4 +175,23 @@ func readPasscode(r io.Reader) (string, error) {
 		return "", errors.New("passcode longer than 72 bytes (bcrypt's limit): " + strconv.Itoa(len(line)))
 	}
 	return line, nil
+}
+
+// promptPasscode asks for the passcode on the terminal in, twice, without
+// echo; prompts go to w (stderr, so stdout holds only the users line).
+func promptPasscode(in *os.File, w io.Writer, login string) (string, error) {
+	var got [2]string
+	for i, prompt := range []string{"Passcode for " + login + ": ", "Again: "} {
+		fmt.Fprint(w, prompt)
+		b, err := term.ReadPassword(int(in.Fd()))
+		fmt.Fprintln(w)
+		if err != nil {
+			return "", fmt.Errorf("reading the passcode: %w", err)
+		}
+		got[i] = string(b)
+	}
+	if got[0] != got[1] {
+		return "", errors.New("the passcodes differ")
+	}
+	return readPasscode(strings.NewReader(got[0] + "\n")) // the same checks as for stdin
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/stomp-broker/stomp-broker/internal/logging"
+	"github.com/stomp-broker/stomp-broker/internal/userfile"
 	"github.com/stomp-broker/stomp-broker/ipc"
 	"github.com/stomp-broker/stomp-broker/parent"
 	"github.com/stomp-broker/stomp-broker/semaphore"
@@ -35,66 +36,80 @@ const (
 
 // usageError is a CLI error that names the flag at fault.
 func usageError(flag, format string, args ...any) error {
-	return cli.Exit(fmt.Sprintf("stomp-broker: --%s: %s", flag, fmt.Sprintf(format, args...)), 2)
+	return cli.Exit(fmt.Sprintf("--%s: %s", flag, fmt.Sprintf(format, args...)), 2)
 }
 
-// checkFlags validates what urfave/cli cannot.
+// checkFlags validates what urfave/cli cannot. The error names every
+// flag at fault, one per line.
 func checkFlags(c *cli.Context) error {
+	var problems []string
+	bad := func(flag, format string, args ...any) {
+		problems = append(problems, fmt.Sprintf("--%s: %s", flag, fmt.Sprintf(format, args...)))
+	}
 	if _, ok := logging.ParseLevel(c.String(flagLogLevel)); !ok {
-		return usageError(flagLogLevel, "unknown level %q (want debug, info, warn or error)", c.String(flagLogLevel))
+		bad(flagLogLevel, "unknown level %q (want debug, info, warn or error)", c.String(flagLogLevel))
 	}
 	switch c.String(flagIPCNamespace) {
 	case "auto", "on", "off":
 	default:
-		return usageError(flagIPCNamespace, "unknown mode %q (want auto, on or off)", c.String(flagIPCNamespace))
+		bad(flagIPCNamespace, "unknown mode %q (want auto, on or off)", c.String(flagIPCNamespace))
 	}
 	for _, f := range []string{flagMaxFrameSize, flagMaxHeaders, flagMaxHeaderLine, flagOutboxLimit, flagPrefetch, flagSlots} {
 		if c.Int(f) <= 0 {
-			return usageError(f, "must be positive, got %d", c.Int(f))
+			bad(f, "must be positive, got %d", c.Int(f))
 		}
 	}
 	if c.Int(flagSlots) > 30000 {
-		return usageError(flagSlots, "at most 30000 (the kernel's SEMMSL), got %d", c.Int(flagSlots))
+		bad(flagSlots, "at most 30000 (the kernel's SEMMSL), got %d", c.Int(flagSlots))
 	}
 	for _, f := range []string{flagMaxClients, flagMaxSubscriptions, flagMaxClientsPerIP, flagAcceptBurst} {
 		if c.Int(f) < 0 {
-			return usageError(f, "must not be negative, got %d", c.Int(f))
+			bad(f, "must not be negative, got %d", c.Int(f))
 		}
 	}
 	if r := c.Float64(flagAcceptRate); r < 0 || r != r {
-		return usageError(flagAcceptRate, "must not be negative, got %v", r)
+		bad(flagAcceptRate, "must not be negative, got %v", r)
 	}
 	if c.Int64(flagMaxQueueMemory) <= 0 {
-		return usageError(flagMaxQueueMemory, "must be positive")
+		bad(flagMaxQueueMemory, "must be positive")
 	}
 	if c.Duration(flagConnectTimeout) <= 0 {
-		return usageError(flagConnectTimeout, "must be positive")
+		bad(flagConnectTimeout, "must be positive")
 	}
 	if c.Duration(flagHeartBeat) < 0 {
-		return usageError(flagHeartBeat, "must not be negative")
+		bad(flagHeartBeat, "must not be negative")
 	}
 	if u := c.String(flagUsers); u != "" {
-		if _, err := os.Stat(u); err != nil {
-			return usageError(flagUsers, "%v", err)
+		if f, err := userfile.Read(u); err != nil {
+			bad(flagUsers, "%v", err)
+		} else {
+			for _, p := range f.Problems {
+				bad(flagUsers, "%v", p)
+			}
 		}
 	}
-	if (c.String(flagTLSCert) == "") != (c.String(flagTLSKey) == "") {
-		return usageError(flagTLSCert, "--%s and --%s go together", flagTLSCert, flagTLSKey)
-	}
-	if len(c.StringSlice(flagTLSListen)) > 0 && c.String(flagTLSCert) == "" {
-		return usageError(flagTLSListen, "needs --%s and --%s", flagTLSCert, flagTLSKey)
+	switch cert, key := c.String(flagTLSCert) != "", c.String(flagTLSKey) != ""; {
+	case cert && !key:
+		bad(flagTLSKey, "missing: --%s needs it", flagTLSCert)
+	case key && !cert:
+		bad(flagTLSCert, "missing: --%s needs it", flagTLSKey)
+	case !cert && len(c.StringSlice(flagTLSListen)) > 0:
+		bad(flagTLSListen, "needs --%s and --%s", flagTLSCert, flagTLSKey)
 	}
 	if c.Args().Len() > 0 {
-		return cli.Exit(fmt.Sprintf("stomp-broker: unexpected argument %q (see --help)", c.Args().First()), 2)
+		problems = append(problems, fmt.Sprintf("unexpected argument %q (see stomp-broker --help)", c.Args().First()))
+	}
+	if len(problems) > 0 {
+		return cli.Exit(strings.Join(problems, "\n"), 2)
 	}
 	return nil
 }
 
 // serve is the default action: run the broker until SIGTERM or SIGINT.
-func serve(c *cli.Context) error {
+func serve(c *cli.Context) (err error) {
 	conf, err := loadConfig(c)
 	if err != nil {
-		return cli.Exit("stomp-broker: "+err.Error(), 2)
+		return cli.Exit(err.Error(), 2)
 	}
 	if err := checkFlags(c); err != nil {
 		return err
@@ -127,9 +142,34 @@ func serve(c *cli.Context) error {
 		return err
 	}
 	defer closeLog()
+	log.Info("broker starting", "pid", os.Getpid(), "version", version)
+	if c.String(flagLogFile) != "" {
+		// The exit line for an error: a clean stop logs "broker stopped".
+		defer func() {
+			if err != nil {
+				log.Error("broker exiting on an error", "err", err)
+			}
+		}()
+	}
 	if nsErr != nil {
 		log.Warn("no private IPC namespace; relying on the semaphore refcount and the start-up sweep", "err", nsErr)
 	}
+
+	// The pidfile comes before any socket, so a second broker started by
+	// mistake is refused before it can disturb the first. It is removed on
+	// every return (it still names us: it is locked), never on a panic.
+	pf, err := lockPidfile(c.String(flagPidfile))
+	if err != nil {
+		report.fail(err)
+		return err
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error("broker panicked; leaving the pidfile", "panic", r)
+			panic(r) // the runtime prints it with the stack to stderr and exits 2
+		}
+		pf.release()
+	}()
 
 	// Take what systemd handed us before any child can inherit it.
 	notifier := systemd.NewNotifierFromEnv()
@@ -155,15 +195,6 @@ func serve(c *cli.Context) error {
 		} else if res.Removed {
 			log.Warn("removed the semaphore set of a broker that died", "semid", res.SemID, "pid", res.ParentPID, "reason", res.Reason)
 		}
-	}
-
-	if pf := c.String(flagPidfile); pf != "" {
-		if err := os.WriteFile(pf, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
-			err = usageError(flagPidfile, "%v", err)
-			report.fail(err)
-			return err
-		}
-		defer os.Remove(pf)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -218,7 +249,7 @@ func serve(c *cli.Context) error {
 		report.fail(err)
 		return err
 	}
-	stopReloads := handleReloads(ctx, b, conf, notifier, level, log)
+	stopReloads := handleReloads(ctx, b, conf, cfg.Child.UsersFile, notifier, level, log)
 	defer stopReloads()
 	err = b.Serve(ctx)
 	if recordPath != "" {
@@ -237,7 +268,10 @@ func serve(c *cli.Context) error {
 // rest to the broker, then tells systemd READY=1, which it sends even if
 // the file was bad (the old settings stay; the error is logged), so the
 // service never hangs in "reloading". The returned function stops it.
-func handleReloads(ctx context.Context, b *parent.Broker, conf *config, n *systemd.Notifier, level *slog.LevelVar, log *slog.Logger) func() {
+//
+// The users file (children read it at every CONNECT) is checked again
+// too, and its problems are logged.
+func handleReloads(ctx context.Context, b *parent.Broker, conf *config, usersFile string, n *systemd.Notifier, level *slog.LevelVar, log *slog.Logger) func() {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	done := make(chan struct{})
@@ -251,9 +285,17 @@ func handleReloads(ctx context.Context, b *parent.Broker, conf *config, n *syste
 			if err := n.Reloading(); err != nil {
 				log.Warn("reload notification failed", "err", err)
 			}
+			if usersFile != "" {
+				if f, err := userfile.Read(usersFile); err != nil {
+					log.Error("cannot read the users file", "err", err)
+				} else if err := f.Err(); err != nil {
+					log.Error("users file has errors; the logins on those lines are refused", "err", strings.ReplaceAll(err.Error(), "\n", "; "))
+				}
+			}
 			settings, lvl, err := conf.reload(log)
 			if err != nil {
-				log.Error("reload failed; keeping the running settings", "err", err)
+				// Every problem, not just the first, on one line.
+				log.Error("reload failed; keeping the running settings", "err", strings.ReplaceAll(err.Error(), "\n", "; "))
 			} else {
 				level.Set(lvl)
 				if err := b.Reload(ctx, settings); err != nil {
@@ -361,15 +403,17 @@ func (d *daemonReport) ready(status string) {
 
 func (d *daemonReport) fail(err error) {
 	if d.w != nil && err != nil {
-		fmt.Fprintf(d.w, "ERROR %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+		fmt.Fprintf(d.w, "ERROR %s\n", strings.ReplaceAll(err.Error(), "\n", "; "))
 		d.w.Close()
 		d.w = nil
 	}
 }
 
 // daemonize starts the broker again in the background, detached from the
-// terminal (new session, stdio on /dev/null), and returns once it reports
-// that it is listening, or with its start-up error.
+// terminal (new session, stdin on /dev/null, stdout and stderr on
+// --log-file or else /dev/null, so whatever the Go runtime prints when
+// the daemon dies lands in its log), and returns once it reports that it
+// is listening, or with its start-up error.
 func daemonize(c *cli.Context) error {
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -381,13 +425,22 @@ func daemonize(c *cli.Context) error {
 		return fmt.Errorf("daemonize: %w", err)
 	}
 	defer devnull.Close()
+	out := devnull
+	if path := c.String(flagLogFile); path != "" {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return usageError(flagLogFile, "%v", err)
+		}
+		defer f.Close()
+		out = f
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("daemonize: %w", err)
 	}
 	attr := &os.ProcAttr{
 		Env:   append(os.Environ(), envDaemonNotifyFD+"=3"),
-		Files: []*os.File{devnull, devnull, devnull, w},
+		Files: []*os.File{devnull, out, out, w},
 		Sys:   &syscall.SysProcAttr{Setsid: true},
 	}
 	proc, err := os.StartProcess(exe, os.Args, attr)
@@ -414,7 +467,7 @@ func daemonize(c *cli.Context) error {
 			fmt.Printf("stomp-broker: running in the background, pid %d, %s\n", pid, strings.TrimPrefix(res.line, "READY "))
 			return nil
 		case strings.HasPrefix(res.line, "ERROR "):
-			return cli.Exit("stomp-broker: "+strings.TrimPrefix(res.line, "ERROR "), 1)
+			return cli.Exit(strings.TrimPrefix(res.line, "ERROR "), 1)
 		case errors.Is(res.err, io.EOF):
 			return cli.Exit("stomp-broker: the background broker exited before it was ready (see --log-file)", 1)
 		default:
