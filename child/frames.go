@@ -324,7 +324,7 @@ func (s *session) handleSubscribe(f *frame.Frame, receipt string) bool {
 	s.subsByKey[sub.key] = sub
 	s.byDest[dest] = append(s.byDest[dest], sub)
 	fwd := frame.New(frame.SUBSCRIBE, frame.Id, sub.key, frame.Destination, dest, frame.Ack, f.Header.Get(frame.Ack), "prefetch-count", strconv.Itoa(sub.prefetch))
-	if v := s.header(f, "ack-timeout"); v != "" { // a lease on each delivery, in ms (see parent/jobs.go)
+	if v := s.header(f, "ack-timeout"); v != "" { // a lease on each delivery, in ms (see ledger/jobs.go)
 		fwd.Header.Add("ack-timeout", v)
 	}
 	s.forward(fwd)

@@ -95,7 +95,7 @@ type Ledger struct {
 // (the store decides whether it coalesces).
 type sendOutcome struct {
 	coalesced bool
-	put       uint64 // nonzero: the producer's Put number put holds the SEND
+	put       uint64 // nonzero: the number of the producer's Put that holds the SEND
 	idx       int    // its index in that Put
 }
 
