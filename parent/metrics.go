@@ -5,7 +5,9 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -119,13 +121,27 @@ func newMetrics(clients func() float64) *metrics {
 	return m
 }
 
+// labelValue makes s a valid Prometheus label value: the client library
+// panics on a value that is not UTF-8. The edge (stompwire) already
+// refuses such header values, so this is defence in depth against a buggy
+// or compromised child: each run of invalid bytes becomes one U+FFFD.
+func labelValue(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
 // dest returns the counters of destination d (or of otherDestination past
 // the cap). Event loop only.
 func (m *metrics) dest(d string) *destCounters {
 	if dc := m.dests[d]; dc != nil {
 		return dc
 	}
-	label := d
+	label := labelValue(d)
+	if dc := m.dests[label]; dc != nil {
+		return dc
+	}
 	if len(m.dests) >= maxLabelledDestinations {
 		label = otherDestination
 		if dc := m.dests[label]; dc != nil {
@@ -174,12 +190,13 @@ func (m *metrics) refreshQueues(qs []control.Queue) {
 		if i >= maxLabelledDestinations {
 			break
 		}
-		seen[q.Name] = true
-		m.queueDepth.WithLabelValues(q.Name).Set(float64(q.Depth))
-		m.queueConsume.WithLabelValues(q.Name).Set(float64(q.Consumers))
-		m.queueFlight.WithLabelValues(q.Name).Set(float64(q.InFlight))
-		m.queueStored.WithLabelValues(q.Name).Set(float64(q.Stored))
-		m.queueDead.WithLabelValues(q.Name).Set(float64(q.DeadLettered))
+		name := labelValue(q.Name)
+		seen[name] = true
+		m.queueDepth.WithLabelValues(name).Set(float64(q.Depth))
+		m.queueConsume.WithLabelValues(name).Set(float64(q.Consumers))
+		m.queueFlight.WithLabelValues(name).Set(float64(q.InFlight))
+		m.queueStored.WithLabelValues(name).Set(float64(q.Stored))
+		m.queueDead.WithLabelValues(name).Set(float64(q.DeadLettered))
 	}
 	for name := range m.queues {
 		if !seen[name] {

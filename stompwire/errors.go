@@ -32,6 +32,12 @@ var (
 	// version does not define (the spec makes this fatal).
 	ErrBadEscape = errors.New("stompwire: invalid header escape")
 
+	// ErrInvalidUTF8 means a header name or value is not valid UTF-8. STOMP
+	// frames carry UTF-8 text in their command and headers (bodies are
+	// binary and are never checked); the broker refuses anything else at
+	// the edge, so no other part of it ever sees a header that is not text.
+	ErrInvalidUTF8 = errors.New("stompwire: header not valid UTF-8")
+
 	// ErrUnknownCommand means the command line is not one of the 15 STOMP
 	// commands (commands are case-sensitive). An empty line where a command
 	// is expected is not an error but a heart-beat.

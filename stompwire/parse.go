@@ -3,6 +3,7 @@ package stompwire
 import (
 	"bytes"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/go-stomp/stomp/v3/frame"
 )
@@ -23,7 +24,7 @@ import (
 //     caller never buffers more than the limits allow;
 //   - (nil, 0, err) with err a [*ProtocolError] wrapping one of
 //     [ErrFrameTooLarge], [ErrTooManyHeaders], [ErrHeaderLineTooLong],
-//     [ErrBadHeader], [ErrBadEscape], [ErrUnknownCommand],
+//     [ErrBadHeader], [ErrBadEscape], [ErrInvalidUTF8], [ErrUnknownCommand],
 //     [ErrBadContentLength] or [ErrContentLengthMismatch]. Its Receipt
 //     is the frame's receipt header if that was read before the error.
 //
@@ -40,6 +41,9 @@ import (
 //     such a value cannot be encoded again. Names and values are not
 //     trimmed. Repeated headers are all kept in order, so Header.Get returns
 //     the first, which is the one the spec says counts.
+//   - Header names and values must be valid UTF-8 (in every version; the
+//     check is made on the escaped text, which is UTF-8 exactly when the
+//     unescaped text is), else [ErrInvalidUTF8]. Bodies are not checked.
 //   - Escapes: none in V10; \n \c \\ in V11; V12 adds \r. Any other escape,
 //     or a lone trailing backslash, is [ErrBadEscape]. CONNECT, STOMP and
 //     CONNECTED headers are never unescaped.
@@ -322,6 +326,12 @@ func (s *scanner) checkHeader(line []byte, lim Limits) error {
 		return protocolError(ErrBadHeader, "empty header name")
 	}
 	name, value := line[:colon], line[colon+1:]
+	if !utf8.Valid(name) {
+		return protocolError(ErrInvalidUTF8, "header name %s is not valid UTF-8", quote(name))
+	}
+	if !utf8.Valid(value) {
+		return protocolError(ErrInvalidUTF8, "header %s is not valid UTF-8", quote(name))
+	}
 	// CONNECT, STOMP and CONNECTED accept CR LF but have no \r escape, so
 	// a value ending in CR ("v\r\r\n") could never be written back: the
 	// encoder's "v\r\n" would read as "v". Refuse it rather than let a

@@ -73,6 +73,18 @@ var parseCases = []parseCase{
 	{name: "missing blank line fails at once", in: "SEND\ndestination:/q\n\x00", v: V12, err: ErrBadHeader},
 	{name: "NUL in a header value", in: "SEND\na:b\x00c\n\n\x00", v: V12, err: ErrBadHeader},
 
+	// UTF-8: header names and values must be text; bodies need not be.
+	{name: "UTF-8 header", in: "SEND\nd\u00e9st:/queue/\u00fcber\u2603\n\n\x00", v: V12, want: fr("SEND", "", "d\u00e9st", "/queue/\u00fcber\u2603")},
+	{name: "invalid UTF-8 value", in: "SEND\ndestination:/queue/\xff\xfe\n\n\x00", v: V12, err: ErrInvalidUTF8},
+	{name: "invalid UTF-8 value v1.0", in: "SEND\ndestination:/queue/\xff\n\n\x00", v: V10, err: ErrInvalidUTF8},
+	{name: "truncated UTF-8 sequence", in: "SEND\na:ok\xc3\n\n\x00", v: V12, err: ErrInvalidUTF8},
+	{name: "UTF-8 cut by an escape", in: "SEND\na:\xc3\\n\n\n\x00", v: V12, err: ErrInvalidUTF8},
+	{name: "overlong encoding", in: "SEND\na:\xc0\xaf\n\n\x00", v: V11, err: ErrInvalidUTF8},
+	{name: "surrogate", in: "SEND\na:\xed\xa0\x80\n\n\x00", v: V12, err: ErrInvalidUTF8},
+	{name: "invalid UTF-8 name", in: "SEND\n\xfe:v\n\n\x00", v: V12, err: ErrInvalidUTF8},
+	{name: "invalid UTF-8 in CONNECT", in: "CONNECT\nlogin:\xff\n\n\x00", v: V12, err: ErrInvalidUTF8},
+	{name: "binary body is fine", in: "SEND\ncontent-length:3\n\n\xff\x00\xfe\x00", v: V12, want: fr("SEND", "\xff\x00\xfe", "content-length", "3")},
+
 	// Escapes by version.
 	{name: `\n v1.0 literal`, in: "MESSAGE\na:x\\ny\n\n\x00", v: V10, want: fr("MESSAGE", "", "a", `x\ny`)},
 	{name: `\n v1.1`, in: "MESSAGE\na:x\\ny\n\n\x00", v: V11, want: fr("MESSAGE", "", "a", "x\ny")},

@@ -24,7 +24,7 @@ func applyStoreFlags(c *cli.Context, log *slog.Logger, cfg *parent.Config) error
 	}
 	spec, err := store.ParseSpec(c.String(flagStore))
 	if err != nil {
-		return usageError(flagStore, "%v", err)
+		return cli.Exit(err.Error(), 2) // it names --store already
 	}
 	if !spec.Durable() {
 		log.Info("queue messages are kept in memory only and do not survive a restart (see --store)")
