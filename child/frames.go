@@ -214,8 +214,7 @@ func checkDestination(dest string) string {
 	switch {
 	case dest == "":
 		return "missing destination header"
-	case strings.HasPrefix(dest, stompwire.TopicPrefix) && len(dest) > len(stompwire.TopicPrefix),
-		stompwire.IsQueue(dest) && len(dest) > len(stompwire.QueuePrefix):
+	case stompwire.Served(dest):
 		return ""
 	}
 	return "unknown destination " + strconv.Quote(dest) + ": destinations start with " + stompwire.TopicPrefix + " (broadcast) or " + stompwire.QueuePrefix + " (one consumer per message)"

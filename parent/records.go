@@ -91,7 +91,7 @@ func (b *Broker) applyFrame(c *childProc, f *frame.Frame) error {
 	if b.cfg.Trace && f.Command != frame.SEND { // publish traces a SEND, once it has its message-id
 		b.log.Info("trace", "hop", ipc.HopParentRead, "record", ipc.KindFrame.String(), "frame", f.Command, "destination", dest, "from_child_pid", c.pid)
 	}
-	if (f.Command == frame.SEND || f.Command == frame.SUBSCRIBE) && !servedDestination(dest) {
+	if (f.Command == frame.SEND || f.Command == frame.SUBSCRIBE) && !stompwire.Served(dest) {
 		return fmt.Errorf("%w: child forwarded a %s to %q, which is no destination", ipc.ErrMalformed, f.Command, dest)
 	}
 	switch f.Command {
@@ -125,18 +125,6 @@ func (b *Broker) applyFrame(c *childProc, f *frame.Frame) error {
 		return fmt.Errorf("%w: child forwarded a %s frame", ipc.ErrMalformed, f.Command)
 	}
 	return nil
-}
-
-// servedDestination reports whether dest names a topic or a queue. The
-// child refuses any other destination before it forwards a frame, so
-// another one comes only from a broken child.
-func servedDestination(dest string) bool {
-	for _, p := range [...]string{child.TopicPrefix, child.QueuePrefix} {
-		if len(dest) > len(p) && strings.HasPrefix(dest, p) {
-			return true
-		}
-	}
-	return false
 }
 
 // removeSubscription takes sub out of the routing index (topics) or the

@@ -15,3 +15,16 @@ const (
 
 // IsQueue reports whether dest names a queue.
 func IsQueue(dest string) bool { return strings.HasPrefix(dest, QueuePrefix) }
+
+// Served reports whether dest is a destination the broker serves: a
+// prefix above followed by a non-empty name. The child refuses any other
+// destination; the parent checks again, since only a broken child would
+// forward one.
+func Served(dest string) bool {
+	for _, p := range [...]string{TopicPrefix, QueuePrefix} {
+		if len(dest) > len(p) && strings.HasPrefix(dest, p) {
+			return true
+		}
+	}
+	return false
+}
