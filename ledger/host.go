@@ -72,6 +72,8 @@ type Config struct {
 	// each hop of each queue message there.
 	Log   *slog.Logger
 	Trace bool
+	// Now is the clock (default time.Now); tests replace it.
+	Now func() time.Time
 }
 
 // Subscription is one queue SUBSCRIBE of one consumer, with its credit.

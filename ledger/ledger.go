@@ -179,8 +179,11 @@ func New(host Host, sem Semaphores, cfg Config) *Ledger {
 		slots:    make([]slot, sem.Slots()+1),
 		hungry:   map[*queue]bool{},
 		leased:   map[*qmsg]bool{},
-		now:      time.Now,
+		now:      cfg.Now,
 		lastSend: map[Consumer]sendOutcome{},
+	}
+	if l.now == nil {
+		l.now = time.Now
 	}
 	for i := sem.Slots(); i >= 1; i-- {
 		l.free = append(l.free, i)
