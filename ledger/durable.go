@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -34,7 +35,9 @@ import (
 // So the broker holds only the leased window of a durable queue in memory:
 // a queue larger than memory stays on disk.
 type durable struct {
-	l     *Ledger
+	l     *Ledger // the ledger it feeds (its books and queues)
+	host  Host    // the ledger's host
+	log   *slog.Logger
 	st    store.Store
 	owner string        // this broker's lease owner id
 	lease time.Duration // lease length; renewed at a third of it
@@ -90,7 +93,7 @@ func (l *Ledger) OpenStore(ctx context.Context, st store.Store, owner string, le
 
 func newDurable(l *Ledger, st store.Store, owner string, lease time.Duration) *durable {
 	return &durable{
-		l: l, st: st, owner: owner, lease: lease,
+		l: l, host: l.host, log: l.log, st: st, owner: owner, lease: lease,
 		producers: map[Consumer]*producer{},
 		dirty:     map[*producer]bool{},
 		hint:      map[string]bool{},
@@ -166,11 +169,11 @@ func (d *durable) flush() {
 	if len(d.acks) > 0 {
 		ids := d.acks
 		d.acks = nil
-		d.l.host.Async(func() func() {
+		d.host.Async(func() func() {
 			err := d.st.Ack(context.Background(), ids)
 			return func() {
 				if err != nil {
-					d.l.log.Error("store: deleting acked messages failed; they will be redelivered", "err", err)
+					d.log.Error("store: deleting acked messages failed; they will be redelivered", "err", err)
 				}
 			}
 		})
@@ -183,7 +186,7 @@ func (d *durable) issue(p *producer) {
 	p.batch, p.batchSize, p.inFlight = nil, 0, msgs
 	p.issued++
 	seq := p.issued
-	d.l.host.Async(func() func() {
+	d.host.Async(func() func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		start := time.Now()
@@ -196,10 +199,10 @@ func (d *durable) issue(p *producer) {
 func (d *durable) putDone(p *producer, seq uint64, msgs []*store.Message, res []store.PutResult, err error, size int64, took time.Duration) {
 	p.inFlight = nil
 	d.l.bytes -= size
-	d.l.host.StoreCommitted(took, err)
+	d.host.StoreCommitted(took, err)
 	if err != nil {
-		d.l.log.Error("store: persistent messages not stored", "child_pid", p.c.PID(), "count", len(msgs), "err", err)
-		d.l.host.TellToClose(p.c, "message not stored: "+err.Error())
+		d.log.Error("store: persistent messages not stored", "child_pid", p.c.PID(), "count", len(msgs), "err", err)
+		d.host.TellToClose(p.c, "message not stored: "+err.Error())
 		p.waiters = nil // no RECEIPT for what was not stored
 	} else {
 		keep := p.waiters[:0]
@@ -261,7 +264,7 @@ func (d *durable) fetch(q *queue) {
 	n := min(want, 256)
 	q.fetching = true
 	name := q.name
-	d.l.host.Async(func() func() {
+	d.host.Async(func() func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		msgs, err := d.st.Lease(ctx, name, d.owner, n, d.lease)
@@ -273,7 +276,7 @@ func (d *durable) leased(name string, asked int, msgs []*store.Message, err erro
 	q := d.l.queue(name)
 	q.fetching = false
 	if err != nil {
-		d.l.log.Error("store: leasing messages failed; retrying", "destination", name, "err", err)
+		d.log.Error("store: leasing messages failed; retrying", "destination", name, "err", err)
 		d.hint[name] = false // the poll on the next tick tries again
 		return
 	}
@@ -283,9 +286,9 @@ func (d *durable) leased(name string, asked int, msgs []*store.Message, err erro
 	for _, sm := range msgs {
 		m, err := d.fromStore(q, sm)
 		if err != nil {
-			d.l.log.Error("store: undecodable stored message; dead-lettering it", "destination", name, "id", sm.ID, "err", err)
+			d.log.Error("store: undecodable stored message; dead-lettering it", "destination", name, "id", sm.ID, "err", err)
 			id := sm.ID
-			d.l.host.Async(func() func() {
+			d.host.Async(func() func() {
 				_ = d.st.DeadLetter(context.Background(), id, dlqName(name))
 				return func() {}
 			})
@@ -319,7 +322,7 @@ func (d *durable) fromStore(q *queue, sm *store.Message) (*qmsg, error) {
 	}
 	job.uniqKey = "" // the store enforces uniqueness for durable messages
 	return &qmsg{
-		id: "s" + strconv.FormatInt(sm.ID, 10), seq: d.l.host.NextMessage(), q: q, send: f,
+		id: "s" + strconv.FormatInt(sm.ID, 10), seq: d.host.NextMessage(), q: q, send: f,
 		size: frameSize(f), deliveries: sm.Deliveries, job: job, storeID: sm.ID,
 	}, nil
 }
@@ -334,9 +337,9 @@ func (d *durable) failed(m *qmsg, reason string) {
 	d.l.remove(m)
 	id, name := m.storeID, m.q.name
 	if exhausted(m.job.maxRedeliveries, m.deliveries) {
-		d.l.log.Warn("message dead-lettered", "destination", name, "message-id", m.id, "deliveries", m.deliveries, "reason", reason)
+		d.log.Warn("message dead-lettered", "destination", name, "message-id", m.id, "deliveries", m.deliveries, "reason", reason)
 		dlq := dlqName(name)
-		d.l.host.Async(func() func() {
+		d.host.Async(func() func() {
 			err := d.st.DeadLetter(context.Background(), id, dlq)
 			return func() { d.afterGiveBack(dlq, err) }
 		})
@@ -346,7 +349,7 @@ func (d *durable) failed(m *qmsg, reason string) {
 	if wait := backoff(m.job.redeliveryDelay, m.deliveries, d.l.jobs.RedeliveryDelayMax); wait > 0 {
 		notBefore = d.l.now().Add(wait)
 	}
-	d.l.host.Async(func() func() {
+	d.host.Async(func() func() {
 		err := d.st.Release(context.Background(), []int64{id}, false, notBefore, reason)
 		return func() {
 			if err == nil {
@@ -359,7 +362,7 @@ func (d *durable) failed(m *qmsg, reason string) {
 
 func (d *durable) afterGiveBack(queue string, err error) {
 	if err != nil {
-		d.l.log.Error("store: giving a message back failed; its lease will run out", "destination", queue, "err", err)
+		d.log.Error("store: giving a message back failed; its lease will run out", "destination", queue, "err", err)
 	}
 	d.hint[queue] = true
 	if q := d.l.queues[queue]; q != nil {
@@ -382,11 +385,11 @@ func (d *durable) onTick(now time.Time) {
 			}
 		}
 		if len(ids) > 0 {
-			d.l.host.Async(func() func() {
+			d.host.Async(func() func() {
 				err := d.st.Renew(context.Background(), d.owner, ids, d.lease)
 				return func() {
 					if err != nil {
-						d.l.log.Warn("store: renewing leases", "err", err)
+						d.log.Warn("store: renewing leases", "err", err)
 					}
 				}
 			})
@@ -442,6 +445,6 @@ func (d *durable) close() {
 		_ = d.st.Release(ctx, delivered, false, time.Time{}, "broker stopped")
 	}
 	if err := d.st.Close(); err != nil {
-		d.l.log.Warn("store: close", "err", err)
+		d.log.Warn("store: close", "err", err)
 	}
 }
