@@ -6,6 +6,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/stomp-broker/stomp-broker/internal/userfile"
+	"github.com/stomp-broker/stomp-broker/stompwire"
 )
 
 // authenticate checks CONNECT's login and passcode against the users file
@@ -20,7 +21,7 @@ func (s *session) authenticate(login, passcode string) error {
 	f, err := userfile.Read(s.cfg.UsersFile)
 	if err != nil {
 		s.log.Error("cannot read users file", "err", err)
-		return errors.New("authentication is unavailable")
+		return errors.New(stompwire.ErrDetailAuthUnavailable)
 	}
 	hash := f.Users[login]
 	// Compare even for an unknown login, so timing does not tell which
@@ -30,7 +31,7 @@ func (s *session) authenticate(login, passcode string) error {
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(passcode)) != nil || login == "" {
 		s.log.Warn("login refused", "login", login) // never the passcode
-		return errors.New("wrong login or passcode")
+		return errors.New(stompwire.ErrDetailWrongLogin)
 	}
 	return nil
 }

@@ -54,4 +54,11 @@
 // child sends its client an ERROR ("broker went away") and exits. When a child
 // exits for any reason, the parent sees EOF on its end, applies everything the
 // child wrote before it, and takes back every queue message the child held.
+//
+// # Files
+//
+//   - child.go: Run — adopt fds 3 and 4, join the semaphore set, signals, start the session
+//   - session.go: the session loop (client reader, parent reader, one writer), MESSAGE delivery
+//   - frames.go: one handler per client frame (CONNECT … DISCONNECT), ack and credit bookkeeping
+//   - auth.go: CONNECT's login and passcode against the --users file
 package child

@@ -18,19 +18,19 @@ func (s *session) handleFrame(f *frame.Frame) {
 	receipt := s.header(f, frame.Receipt)
 	if !s.connected {
 		if f.Command != frame.CONNECT && f.Command != frame.STOMP {
-			s.fail("expected CONNECT or STOMP frame", receipt, "the first frame must be CONNECT (or STOMP), not "+f.Command)
+			s.fail(stompwire.ErrTextNotConnected, receipt, stompwire.ErrDetailNotConnected(f.Command))
 			return
 		}
 		s.handleConnect(f)
 		return
 	}
 	if len(f.Body) > 0 && f.Command != frame.SEND {
-		s.fail(f.Command+" frame must not have a body", receipt, "")
+		s.fail(stompwire.ErrTextBodyNotAllowed(f.Command), receipt, "")
 		return
 	}
 	switch f.Command {
 	case frame.CONNECT, frame.STOMP:
-		s.fail("already connected", receipt, "")
+		s.fail(stompwire.ErrTextAlreadyConnected, receipt, "")
 		return
 	case frame.SEND:
 		if !s.handleSend(f, receipt) {
@@ -47,7 +47,7 @@ func (s *session) handleFrame(f *frame.Frame) {
 	case frame.ACK, frame.NACK:
 		if tx := s.header(f, frame.Transaction); tx != "" {
 			if _, ok := s.txs[tx]; !ok {
-				s.fail("unknown transaction "+strconv.Quote(tx), receipt, "")
+				s.fail(stompwire.ErrTextUnknownTransaction(tx), receipt, "")
 				return
 			}
 			s.txs[tx] = append(s.txs[tx], txOp{f: f})
@@ -57,11 +57,11 @@ func (s *session) handleFrame(f *frame.Frame) {
 	case frame.BEGIN:
 		tx := s.header(f, frame.Transaction)
 		if tx == "" {
-			s.fail("BEGIN without transaction header", receipt, "")
+			s.fail(stompwire.ErrTextBeginWithoutTransaction, receipt, "")
 			return
 		}
 		if _, ok := s.txs[tx]; ok {
-			s.fail("transaction "+strconv.Quote(tx)+" already begun", receipt, "")
+			s.fail(stompwire.ErrTextTransactionBegun(tx), receipt, "")
 			return
 		}
 		s.txs[tx] = []txOp{}
@@ -69,7 +69,7 @@ func (s *session) handleFrame(f *frame.Frame) {
 		tx := s.header(f, frame.Transaction)
 		ops, ok := s.txs[tx]
 		if !ok {
-			s.fail("unknown transaction "+strconv.Quote(tx), receipt, "")
+			s.fail(stompwire.ErrTextUnknownTransaction(tx), receipt, "")
 			return
 		}
 		delete(s.txs, tx)
@@ -98,7 +98,7 @@ func (s *session) handleFrame(f *frame.Frame) {
 		s.disconnectToken = s.sync(receipt)
 		return
 	default:
-		s.fail("unsupported command "+f.Command, receipt, "")
+		s.fail(stompwire.ErrTextUnsupportedCommand(f.Command), receipt, "")
 		return
 	}
 	if receipt != "" {
@@ -149,8 +149,8 @@ func (s *session) handleConnect(f *frame.Frame) {
 	if v < 0 {
 		// The spec's one ERROR with a required header: version lists what
 		// the server speaks, so the client can retry.
-		e := stompwire.ErrorFrame("unsupported protocol version", "",
-			"this broker speaks STOMP 1.0, 1.1 and 1.2; the client offered "+strconv.Quote(f.Header.Get(frame.AcceptVersion)))
+		e := stompwire.ErrorFrame(stompwire.ErrTextUnsupportedVersion, "",
+			stompwire.ErrDetailUnsupportedVersion(f.Header.Get(frame.AcceptVersion)))
 		e.Header.Add(frame.Version, "1.0,1.1,1.2")
 		s.failWith(e)
 		return
@@ -158,7 +158,7 @@ func (s *session) handleConnect(f *frame.Frame) {
 	s.version = v
 	login := f.Header.Get(frame.Login)
 	if err := s.authenticate(login, f.Header.Get(frame.Passcode)); err != nil {
-		s.fail("access denied", "", err.Error())
+		s.fail(stompwire.ErrTextAccessDenied, "", err.Error())
 		return
 	}
 	s.login = login
@@ -213,11 +213,11 @@ func parseHeartBeat(h string) (cx, cy time.Duration) {
 func checkDestination(dest string) string {
 	switch {
 	case dest == "":
-		return "missing destination header"
+		return stompwire.ErrTextNoDestination
 	case stompwire.Served(dest):
 		return ""
 	}
-	return "unknown destination " + strconv.Quote(dest) + ": destinations start with " + stompwire.TopicPrefix + " (broadcast) or " + stompwire.QueuePrefix + " (one consumer per message)"
+	return stompwire.ErrTextUnknownDestination(dest)
 }
 
 func (s *session) handleSend(f *frame.Frame, receipt string) bool {
@@ -228,7 +228,7 @@ func (s *session) handleSend(f *frame.Frame, receipt string) bool {
 	}
 	if tx := s.header(f, frame.Transaction); tx != "" {
 		if _, ok := s.txs[tx]; !ok {
-			s.fail("unknown transaction "+strconv.Quote(tx), receipt, "")
+			s.fail(stompwire.ErrTextUnknownTransaction(tx), receipt, "")
 			return false
 		}
 		s.txs[tx] = append(s.txs[tx], txOp{f: f})
@@ -263,11 +263,11 @@ func (s *session) forward(f *frame.Frame) {
 
 func parseAckMode(v string) (ackMode, bool) {
 	switch v {
-	case "", "auto":
+	case "", frame.AckAuto:
 		return ackAuto, true
-	case "client":
+	case frame.AckClient:
 		return ackClient, true
-	case "client-individual":
+	case frame.AckClientIndividual:
 		return ackClientIndividual, true
 	}
 	return 0, false
@@ -282,30 +282,30 @@ func (s *session) handleSubscribe(f *frame.Frame, receipt string) bool {
 	id := s.header(f, frame.Id)
 	if id == "" {
 		if s.version > stompwire.V10 {
-			s.fail("SUBSCRIBE without id header", receipt, "STOMP 1.1 and 1.2 require an id on SUBSCRIBE")
+			s.fail(stompwire.ErrTextSubscribeWithoutID, receipt, stompwire.ErrDetailSubscribeWithoutID)
 			return false
 		}
 		id = dest // STOMP 1.0: the destination names the subscription
 	}
 	if _, dup := s.subs[id]; dup {
-		s.fail("subscription id "+strconv.Quote(id)+" already in use", receipt, "")
+		s.fail(stompwire.ErrTextSubscriptionInUse(id), receipt, "")
 		return false
 	}
 	if s.cfg.MaxSubscriptions > 0 && len(s.subs) >= s.cfg.MaxSubscriptions {
-		s.fail("too many subscriptions (limit "+strconv.Itoa(s.cfg.MaxSubscriptions)+")", receipt, "")
+		s.fail(stompwire.ErrTextTooManySubscriptions(s.cfg.MaxSubscriptions), receipt, "")
 		return false
 	}
 	mode, ok := parseAckMode(s.header(f, frame.Ack))
 	if !ok {
-		s.fail("unknown ack mode "+strconv.Quote(f.Header.Get(frame.Ack)), receipt, "ack must be auto, client or client-individual")
+		s.fail(stompwire.ErrTextUnknownAckMode(f.Header.Get(frame.Ack)), receipt, stompwire.ErrDetailUnknownAckMode)
 		return false
 	}
 	prefetch := s.cfg.DefaultPrefetch
-	for _, h := range []string{"prefetch-count", "activemq.prefetchSize"} {
+	for _, h := range []string{stompwire.HeaderPrefetchCount, stompwire.HeaderActiveMQPrefetchSize} {
 		if v := s.header(f, h); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
-				s.fail("bad "+h+" header "+strconv.Quote(v), receipt, "")
+				s.fail(stompwire.ErrTextBadHeader(h, v), receipt, "")
 				return false
 			}
 			if n > 0 { // 0 means "unlimited" to RabbitMQ; keep our default bound
@@ -322,9 +322,9 @@ func (s *session) handleSubscribe(f *frame.Frame, receipt string) bool {
 	s.subs[id] = sub
 	s.subsByKey[sub.key] = sub
 	s.byDest[dest] = append(s.byDest[dest], sub)
-	fwd := frame.New(frame.SUBSCRIBE, frame.Id, sub.key, frame.Destination, dest, frame.Ack, f.Header.Get(frame.Ack), "prefetch-count", strconv.Itoa(sub.prefetch))
-	if v := s.header(f, "ack-timeout"); v != "" { // a lease on each delivery, in ms (see ledger/jobs.go)
-		fwd.Header.Add("ack-timeout", v)
+	fwd := frame.New(frame.SUBSCRIBE, frame.Id, sub.key, frame.Destination, dest, frame.Ack, f.Header.Get(frame.Ack), stompwire.HeaderPrefetchCount, strconv.Itoa(sub.prefetch))
+	if v := s.header(f, stompwire.HeaderAckTimeout); v != "" { // a lease on each delivery, in ms
+		fwd.Header.Add(stompwire.HeaderAckTimeout, v)
 	}
 	s.forward(fwd)
 	return true
@@ -336,12 +336,12 @@ func (s *session) handleUnsubscribe(f *frame.Frame, receipt string) bool {
 		id = s.header(f, frame.Destination)
 	}
 	if id == "" {
-		s.fail("UNSUBSCRIBE without id header", receipt, "")
+		s.fail(stompwire.ErrTextUnsubscribeWithoutID, receipt, "")
 		return false
 	}
 	sub, ok := s.subs[id]
 	if !ok {
-		s.fail("no subscription with id "+strconv.Quote(id), receipt, "")
+		s.fail(stompwire.ErrTextNoSubscription(id), receipt, "")
 		return false
 	}
 	s.dropSubscription(sub)
@@ -388,7 +388,7 @@ func (s *session) ackID(f *frame.Frame) string {
 func (s *session) handleAck(f *frame.Frame, receipt string) bool {
 	id := s.ackID(f)
 	if id == "" {
-		s.fail(f.Command+" without id header", receipt, "STOMP 1.2 acknowledges with id (the MESSAGE's ack header); 1.0 and 1.1 with message-id")
+		s.fail(stompwire.ErrTextAckWithoutID(f.Command), receipt, stompwire.ErrDetailAckWithoutID)
 		return false
 	}
 	sub, ok := s.unacked[id]

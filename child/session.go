@@ -147,7 +147,7 @@ func (s *session) run() {
 		case now := <-beatC:
 			beat.Reset(s.heartBeat(now))
 		case <-s.term:
-			s.fail("disconnected by operator", "", "")
+			s.fail(stompwire.ErrTextDisconnectedByOperator, "", "")
 		}
 		// Take whatever else is already waiting before writing anything,
 		// so one wake-up costs one write per socket however many frames
@@ -302,9 +302,9 @@ func (s *session) onClientError(err error) {
 		s.fail(pe.Msg, receipt, "")
 	case errors.As(err, &ne) && ne.Timeout():
 		if !s.connected {
-			s.fail("no CONNECT frame within "+s.cfg.ConnectTimeout.String(), "", "")
+			s.fail(stompwire.ErrTextConnectTimeout(s.cfg.ConnectTimeout), "", "")
 		} else {
-			s.fail("heart-beat timeout: no data from the client within "+time.Duration(s.readWindow.Load()).String(), "", "")
+			s.fail(stompwire.ErrTextHeartBeatTimeout(time.Duration(s.readWindow.Load())), "", "")
 		}
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		s.done = true
@@ -317,7 +317,7 @@ func (s *session) onClientError(err error) {
 func (s *session) onParent(ev parentEvent) {
 	if ev.err != nil {
 		if !s.done {
-			s.fail("broker went away", "", "")
+			s.fail(stompwire.ErrTextBrokerWentAway, "", "")
 		}
 		return
 	}
@@ -326,13 +326,13 @@ func (s *session) onParent(ev parentEvent) {
 		k, body, r, err := ipc.NextRecord(rest)
 		if err != nil {
 			s.log.Error("bad record from parent", "err", err)
-			s.fail("internal broker error", "", "")
+			s.fail(stompwire.ErrTextInternal, "", "")
 			return
 		}
 		rest = r
 		if err := s.handleRecord(k, body); err != nil {
 			s.log.Error("bad record from parent", "kind", k, "err", err)
-			s.fail("internal broker error", "", "")
+			s.fail(stompwire.ErrTextInternal, "", "")
 			return
 		}
 	}
@@ -394,7 +394,7 @@ func (s *session) handleRecord(k ipc.Kind, body []byte) error {
 			}
 			r := frame.New(frame.RECEIPT, frame.ReceiptId, id)
 			if flags&ipc.SyncedCoalesced != 0 {
-				r.Header.Add("coalesced", "true")
+				r.Header.Add(stompwire.HeaderCoalesced, "true")
 			}
 			s.writeFrame(r)
 		}
@@ -441,7 +441,7 @@ func (s *session) onOffer(o ipc.Offer) {
 	won, err := s.sem.TryTake(o.Slot)
 	if err != nil {
 		s.log.Error("semaphore failed", "err", err)
-		s.fail("internal broker error (semaphore set gone)", "", "")
+		s.fail(stompwire.ErrTextSemaphoreGone, "", "")
 		return
 	}
 	if s.cfg.Trace {
@@ -502,13 +502,9 @@ func (s *session) writeMessage(enc []byte, sub *subscription, msgID string) {
 	const prefix = "MESSAGE\n"
 	if s.version == stompwire.V12 && len(enc) >= len(prefix) && string(enc[:len(prefix)]) == prefix {
 		b := append(s.scratch[:0], prefix...)
-		b = append(b, "subscription:"...)
-		b = appendEscaped12(b, sub.id)
-		b = append(b, '\n')
+		b = stompwire.AppendHeader(b, frame.MESSAGE, stompwire.V12, frame.Subscription, sub.id)
 		if sub.ack != ackAuto {
-			b = append(b, "ack:"...)
-			b = appendEscaped12(b, msgID)
-			b = append(b, '\n')
+			b = stompwire.AppendHeader(b, frame.MESSAGE, stompwire.V12, frame.Ack, msgID)
 		}
 		s.scratch = b
 		s.cw.Write(b)
@@ -538,28 +534,6 @@ func (s *session) writeMessage(enc []byte, sub *subscription, msgID string) {
 	}
 	out.Body = f.Body
 	s.writeFrame(out)
-}
-
-// appendEscaped12 appends s with STOMP 1.2 header escaping.
-func appendEscaped12(b []byte, s string) []byte {
-	if !strings.ContainsAny(s, "\\\n\r:") {
-		return append(b, s...)
-	}
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '\\':
-			b = append(b, '\\', '\\')
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case ':':
-			b = append(b, '\\', 'c')
-		default:
-			b = append(b, s[i])
-		}
-	}
-	return b
 }
 
 // writeFrame encodes f in the session's version and buffers it.

@@ -249,7 +249,7 @@ func TestReceiptsWaitForSynced(t *testing.T) {
 			}
 			h.toChild(ipc.AppendSynced(nil, token, ipc.SyncedCoalesced))
 			r := h.expectFrame(frame.RECEIPT)
-			if r.Header.Get(frame.ReceiptId) != "r1" || r.Header.Get("coalesced") != "true" {
+			if r.Header.Get(frame.ReceiptId) != "r1" || r.Header.Get(stompwire.HeaderCoalesced) != "true" {
 				t.Errorf("RECEIPT %s, want receipt-id r1 and coalesced:true", headers(r))
 			}
 		})
@@ -278,8 +278,8 @@ func TestConnectedErrors(t *testing.T) {
 		{name: "SUBSCRIBE to an unknown destination", bad: sub("1", "/foo"), wantMsg: "unknown destination"},
 		{name: "SUBSCRIBE with a body", bad: sub("1", "/queue/a"), body: "x", wantMsg: "SUBSCRIBE frame must not have a body"},
 		{name: "unknown ack mode", bad: sub("1", "/queue/a", frame.Ack, "sometimes"), wantMsg: "unknown ack mode"},
-		{name: "bad prefetch-count", bad: sub("1", "/queue/a", "prefetch-count", "-1"), wantMsg: "bad prefetch-count header"},
-		{name: "bad activemq.prefetchSize", bad: sub("1", "/queue/a", "activemq.prefetchSize", "many"), wantMsg: "bad activemq.prefetchSize header"},
+		{name: "bad prefetch-count", bad: sub("1", "/queue/a", stompwire.HeaderPrefetchCount, "-1"), wantMsg: "bad prefetch-count header"},
+		{name: "bad activemq.prefetchSize", bad: sub("1", "/queue/a", stompwire.HeaderActiveMQPrefetchSize, "many"), wantMsg: "bad activemq.prefetchSize header"},
 		{name: "subscription id in use", setup: [][]string{sub("1", "/queue/a")}, bad: sub("1", "/queue/b"), wantMsg: `subscription id "1" already in use`},
 		{name: "too many subscriptions", setup: [][]string{sub("1", "/queue/a"), sub("2", "/queue/a")}, bad: sub("3", "/queue/b"), wantMsg: "too many subscriptions (limit 2)"},
 		{name: "UNSUBSCRIBE without id", bad: []string{frame.UNSUBSCRIBE}, wantMsg: "UNSUBSCRIBE without id header"},
@@ -544,21 +544,21 @@ func TestCredit(t *testing.T) {
 			headers []string
 			want    string // the forwarded prefetch-count, and the claim's count
 		}{
-			{"prefetch-count", []string{"prefetch-count", "2"}, "2"},
-			{"activemq.prefetchSize", []string{"activemq.prefetchSize", "4"}, "4"},
+			{"prefetch-count", []string{stompwire.HeaderPrefetchCount, "2"}, "2"},
+			{"activemq.prefetchSize", []string{stompwire.HeaderActiveMQPrefetchSize, "4"}, "4"},
 			{"default", nil, "3"},
-			{"0 keeps the default", []string{"prefetch-count", "0"}, "3"},
+			{"0 keeps the default", []string{stompwire.HeaderPrefetchCount, "0"}, "3"},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
 				h := start(t, cfg)
 				h.connect("1.2")
-				h.send(frame.SUBSCRIBE, "", append([]string{frame.Id, "s", frame.Destination, "/queue/a", "ack-timeout", "5000"}, tc.headers...)...)
+				h.send(frame.SUBSCRIBE, "", append([]string{frame.Id, "s", frame.Destination, "/queue/a", stompwire.HeaderAckTimeout, "5000"}, tc.headers...)...)
 				f := h.nextRecord().frame(t)
-				if got := f.Header.Get("prefetch-count"); got != tc.want {
+				if got := f.Header.Get(stompwire.HeaderPrefetchCount); got != tc.want {
 					t.Errorf("forwarded prefetch-count %q, want %q", got, tc.want)
 				}
-				if got := f.Header.Get("ack-timeout"); got != "5000" {
+				if got := f.Header.Get(stompwire.HeaderAckTimeout); got != "5000" {
 					t.Errorf("forwarded ack-timeout %q, want 5000", got)
 				}
 				offer(h, 1, 1, 9)
@@ -570,7 +570,7 @@ func TestCredit(t *testing.T) {
 	t.Run("no credit, no race; an ACK gives it back", func(t *testing.T) {
 		h := start(t, cfg)
 		h.connect("1.2")
-		grantQueue(h, 2, frame.Ack, "client-individual", "prefetch-count", "2")
+		grantQueue(h, 2, frame.Ack, "client-individual", stompwire.HeaderPrefetchCount, "2")
 		offer(h, 2, 1, 5)
 		if _, recs := h.barrier(); len(recs) != 0 {
 			t.Fatalf("a subscription without credit sent %v", recs)
@@ -587,7 +587,7 @@ func TestCredit(t *testing.T) {
 	t.Run("a DENY gives the credit back", func(t *testing.T) {
 		h := start(t, cfg)
 		h.connect("1.2")
-		key := h.subscribe("s", "/queue/a", "prefetch-count", "2")
+		key := h.subscribe("s", "/queue/a", stompwire.HeaderPrefetchCount, "2")
 		offer(h, 1, 1, 2)
 		h.expectRecords("CLAIM slot 1 gen 1 sub " + key + " m-1 x2")
 		h.toChild(ipc.AppendDeny(nil, key, "m-1", 2))
@@ -598,7 +598,7 @@ func TestCredit(t *testing.T) {
 	t.Run("a REVOKE gives the credit back and voids the ACK", func(t *testing.T) {
 		h := start(t, cfg)
 		h.connect("1.2")
-		key := grantQueue(h, 1, frame.Ack, "client", "prefetch-count", "1")
+		key := grantQueue(h, 1, frame.Ack, "client", stompwire.HeaderPrefetchCount, "1")
 		h.toChild(ipc.AppendRevoke(nil, key, "m-1"))
 		offer(h, 1, 2, 1)
 		h.expectRecords("CLAIM slot 1 gen 2 sub " + key + " m-1 x1")

@@ -14,6 +14,7 @@ import (
 	"github.com/stomp-broker/stomp-broker/control"
 	"github.com/stomp-broker/stomp-broker/internal/brokertest"
 	"github.com/stomp-broker/stomp-broker/internal/poll"
+	"github.com/stomp-broker/stomp-broker/stompwire"
 )
 
 // stores lists the durable stores the job-queue tests run against.
@@ -89,11 +90,11 @@ func TestDurableSurvivesKillOfWholeBroker(t *testing.T) {
 			prod.Connect()
 			const n = 60
 			for i := 0; i < n; i++ {
-				rawSend(t, prod, "/queue/jobs", strconv.Itoa(i), "persistent", "true")
+				rawSend(t, prod, "/queue/jobs", strconv.Itoa(i), stompwire.HeaderPersistent, "true")
 			}
 			cons := b.Raw(t)
 			cons.Connect()
-			rawSubscribe(t, cons, "1", "/queue/jobs", "client-individual", "prefetch-count", "5")
+			rawSubscribe(t, cons, "1", "/queue/jobs", "client-individual", stompwire.HeaderPrefetchCount, "5")
 			acked := map[string]bool{}
 			delivered := map[string]bool{}
 			for len(acked) < 20 {
@@ -136,7 +137,7 @@ func TestDurableSurvivesKillOfWholeBroker(t *testing.T) {
 			b2 := brokertest.Start(t, args...)
 			cons2 := b2.Raw(t)
 			cons2.Connect()
-			rawSubscribe(t, cons2, "1", "/queue/jobs", "client-individual", "prefetch-count", "100")
+			rawSubscribe(t, cons2, "1", "/queue/jobs", "client-individual", stompwire.HeaderPrefetchCount, "100")
 			got := map[string]bool{}
 			for len(got) < n-len(acked) {
 				m := cons2.Expect(frame.MESSAGE)
@@ -147,7 +148,7 @@ func TestDurableSurvivesKillOfWholeBroker(t *testing.T) {
 				if got[body] {
 					t.Fatalf("message %s delivered twice after the restart", body)
 				}
-				if delivered[body] && m.Header.Get("redelivered") != "true" {
+				if delivered[body] && m.Header.Get(stompwire.HeaderRedelivered) != "true" {
 					t.Fatalf("message %s was delivered before the crash but not flagged redelivered", body)
 				}
 				got[body] = true
@@ -170,12 +171,12 @@ func TestDeadLetterAfterMaxRedeliveries(t *testing.T) {
 			b := brokertest.Start(t, args...)
 			r := b.Raw(t)
 			r.Connect()
-			rawSend(t, r, "/queue/poison", "bad job", "persistent", persistent, "max-redeliveries", "2")
+			rawSend(t, r, "/queue/poison", "bad job", stompwire.HeaderPersistent, persistent, stompwire.HeaderMaxRedeliveries, "2")
 			rawSubscribe(t, r, "1", "/queue/poison", "client-individual")
 			for i := 1; i <= 3; i++ {
 				m := r.Expect(frame.MESSAGE)
-				if m.Header.Get("delivery-count") != strconv.Itoa(i) {
-					t.Fatalf("delivery %d has delivery-count %q", i, m.Header.Get("delivery-count"))
+				if m.Header.Get(stompwire.HeaderDeliveryCount) != strconv.Itoa(i) {
+					t.Fatalf("delivery %d has delivery-count %q", i, m.Header.Get(stompwire.HeaderDeliveryCount))
 				}
 				rawAck(r, "NACK", m)
 			}
@@ -183,9 +184,9 @@ func TestDeadLetterAfterMaxRedeliveries(t *testing.T) {
 			rawSubscribe(t, r, "2", "/queue/DLQ.poison", "client-individual")
 			m := r.Expect(frame.MESSAGE)
 			if string(m.Body) != "bad job" ||
-				m.Header.Get("dlq-original-destination") != "/queue/poison" ||
-				m.Header.Get("dlq-delivery-count") != "3" ||
-				m.Header.Get("dlq-reason") == "" {
+				m.Header.Get(stompwire.HeaderDLQOriginalDestination) != "/queue/poison" ||
+				m.Header.Get(stompwire.HeaderDLQDeliveryCount) != "3" ||
+				m.Header.Get(stompwire.HeaderDLQReason) == "" {
 				t.Fatalf("dead letter: body %q headers %v", m.Body, m.Header)
 			}
 		})
@@ -204,8 +205,8 @@ func TestScheduledDelayIsNotEarly(t *testing.T) {
 			r.Connect()
 			rawSubscribe(t, r, "1", "/queue/later", "auto")
 			sent := time.Now()
-			rawSend(t, r, "/queue/later", "delayed", "persistent", "true", "AMQ_SCHEDULED_DELAY", "1000")
-			rawSend(t, r, "/queue/later", "now", "persistent", "true")
+			rawSend(t, r, "/queue/later", "delayed", stompwire.HeaderPersistent, "true", stompwire.HeaderScheduledDelay, "1000")
+			rawSend(t, r, "/queue/later", "now", stompwire.HeaderPersistent, "true")
 			if m := r.Expect(frame.MESSAGE); string(m.Body) != "now" {
 				t.Fatalf("first message %q, want the undelayed one", m.Body)
 			}
@@ -222,7 +223,7 @@ func TestRedeliveryBackoff(t *testing.T) {
 	r := b.Raw(t)
 	r.Connect()
 	rawSubscribe(t, r, "1", "/queue/retry", "client-individual")
-	rawSend(t, r, "/queue/retry", "job", "redelivery-delay", "300")
+	rawSend(t, r, "/queue/retry", "job", stompwire.HeaderRedeliveryDelay, "300")
 	m := r.Expect(frame.MESSAGE)
 	for _, want := range []time.Duration{300 * time.Millisecond, 600 * time.Millisecond} {
 		nacked := time.Now()
@@ -244,10 +245,10 @@ func TestUniqKeyCoalesces(t *testing.T) {
 			b := brokertest.Start(t, args...)
 			r := b.Raw(t)
 			r.Connect()
-			if f := rawSend(t, r, "/queue/mail", "first", "persistent", "true", "uniqkey", "user-7"); f.Header.Get("coalesced") != "" {
+			if f := rawSend(t, r, "/queue/mail", "first", stompwire.HeaderPersistent, "true", stompwire.HeaderUniqKey, "user-7"); f.Header.Get(stompwire.HeaderCoalesced) != "" {
 				t.Fatal("first SEND reported coalesced")
 			}
-			if f := rawSend(t, r, "/queue/mail", "second", "persistent", "true", "uniqkey", "user-7"); f.Header.Get("coalesced") != "true" {
+			if f := rawSend(t, r, "/queue/mail", "second", stompwire.HeaderPersistent, "true", stompwire.HeaderUniqKey, "user-7"); f.Header.Get(stompwire.HeaderCoalesced) != "true" {
 				t.Fatal("second SEND with the same uniqkey not reported coalesced")
 			}
 			rawSubscribe(t, r, "1", "/queue/mail", "client-individual")
@@ -259,8 +260,8 @@ func TestUniqKeyCoalesces(t *testing.T) {
 			rawAck(r, "ACK", m)
 			// Once the first is gone the key is free again.
 			poll.Eventually(t, 5*time.Second, "uniqkey free again after the message was acked", func() bool {
-				f := rawSend(t, r, "/queue/mail", "third", "persistent", "true", "uniqkey", "user-7")
-				return f.Header.Get("coalesced") == ""
+				f := rawSend(t, r, "/queue/mail", "third", stompwire.HeaderPersistent, "true", stompwire.HeaderUniqKey, "user-7")
+				return f.Header.Get(stompwire.HeaderCoalesced) == ""
 			})
 			if m := r.Expect(frame.MESSAGE); string(m.Body) != "third" {
 				t.Fatalf("got %q, want third", m.Body)
@@ -273,7 +274,7 @@ func TestAckTimeoutRedeliversWithoutDisconnecting(t *testing.T) {
 	b := brokertest.Start(t)
 	slow := b.Raw(t)
 	slow.Connect()
-	rawSubscribe(t, slow, "1", "/queue/lease", "client-individual", "ack-timeout", "500", "prefetch-count", "1")
+	rawSubscribe(t, slow, "1", "/queue/lease", "client-individual", stompwire.HeaderAckTimeout, "500", stompwire.HeaderPrefetchCount, "1")
 	p := b.Raw(t)
 	p.Connect()
 	rawSend(t, p, "/queue/lease", "job")
@@ -283,8 +284,8 @@ func TestAckTimeoutRedeliversWithoutDisconnecting(t *testing.T) {
 	fast.Connect()
 	rawSubscribe(t, fast, "1", "/queue/lease", "client-individual")
 	m := fast.Expect(frame.MESSAGE)
-	if string(m.Body) != "job" || m.Header.Get("redelivered") != "true" || time.Since(taken) < 500*time.Millisecond {
-		t.Fatalf("second consumer got %q redelivered=%q after %v", m.Body, m.Header.Get("redelivered"), time.Since(taken))
+	if string(m.Body) != "job" || m.Header.Get(stompwire.HeaderRedelivered) != "true" || time.Since(taken) < 500*time.Millisecond {
+		t.Fatalf("second consumer got %q redelivered=%q after %v", m.Body, m.Header.Get(stompwire.HeaderRedelivered), time.Since(taken))
 	}
 	rawAck(fast, "ACK", m)
 	fast.Send("DISCONNECT\nreceipt:bye\n\n\x00")
@@ -304,13 +305,13 @@ func TestTwoBrokersShareOnePostgres(t *testing.T) {
 	ca, cb := a.Raw(t), b.Raw(t)
 	ca.Connect()
 	cb.Connect()
-	rawSubscribe(t, ca, "1", "/queue/shared", "client-individual", "prefetch-count", "10")
-	rawSubscribe(t, cb, "1", "/queue/shared", "client-individual", "prefetch-count", "10")
+	rawSubscribe(t, ca, "1", "/queue/shared", "client-individual", stompwire.HeaderPrefetchCount, "10")
+	rawSubscribe(t, cb, "1", "/queue/shared", "client-individual", stompwire.HeaderPrefetchCount, "10")
 	prod := a.Raw(t)
 	prod.Connect()
 	const n = 200
 	for i := 0; i < n; i++ {
-		rawSend(t, prod, "/queue/shared", strconv.Itoa(i), "persistent", "true")
+		rawSend(t, prod, "/queue/shared", strconv.Itoa(i), stompwire.HeaderPersistent, "true")
 	}
 	seen := map[string]string{}
 	perBroker := map[string]int{}
@@ -338,7 +339,7 @@ func TestTwoBrokersShareOnePostgres(t *testing.T) {
 	}
 
 	// A crashed broker's leased messages come back through the other once the lease runs out.
-	rawSend(t, prod, "/queue/orphan", "held", "persistent", "true")
+	rawSend(t, prod, "/queue/orphan", "held", stompwire.HeaderPersistent, "true")
 	holder := a.Raw(t)
 	holder.Connect()
 	rawSubscribe(t, holder, "1", "/queue/orphan", "client-individual")
@@ -350,8 +351,8 @@ func TestTwoBrokersShareOnePostgres(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the other broker never redelivered the crashed broker's message: %v", err)
 	}
-	if string(m.Body) != "held" || m.Header.Get("redelivered") != "true" {
-		t.Fatalf("got %q redelivered=%q", m.Body, m.Header.Get("redelivered"))
+	if string(m.Body) != "held" || m.Header.Get(stompwire.HeaderRedelivered) != "true" {
+		t.Fatalf("got %q redelivered=%q", m.Body, m.Header.Get(stompwire.HeaderRedelivered))
 	}
 	t.Logf("redelivered %v after the crash (lease 2s)", time.Since(killed).Round(10*time.Millisecond))
 }
@@ -368,12 +369,12 @@ func TestReceiptCoalescedDescribesItsOwnSend(t *testing.T) {
 		coalesced  bool
 	}
 	sends := []send{
-		{"/queue/mail", "first", []string{"persistent", "true", "uniqkey", "user-7"}, false},
-		{"/queue/mail", "second", []string{"persistent", "true", "uniqkey", "user-7"}, true},
+		{"/queue/mail", "first", []string{stompwire.HeaderPersistent, "true", stompwire.HeaderUniqKey, "user-7"}, false},
+		{"/queue/mail", "second", []string{stompwire.HeaderPersistent, "true", stompwire.HeaderUniqKey, "user-7"}, true},
 		{"/queue/other", "memory-1", nil, false},
-		{"/queue/other", "persistent-1", []string{"persistent", "true"}, false},
+		{"/queue/other", "persistent-1", []string{stompwire.HeaderPersistent, "true"}, false},
 		{"/queue/other", "memory-2", nil, false},
-		{"/queue/mail", "third", []string{"persistent", "true", "uniqkey", "user-7"}, true},
+		{"/queue/mail", "third", []string{stompwire.HeaderPersistent, "true", stompwire.HeaderUniqKey, "user-7"}, true},
 		{"/queue/other", "memory-3", nil, false},
 	}
 	for _, pipelined := range []bool{false, true} {
@@ -428,7 +429,7 @@ func checkReceipt(t *testing.T, r *brokertest.Raw, i int, body string, coalesced
 	if got, want := f.Header.Get(frame.ReceiptId), fmt.Sprintf("r%d", i); got != want {
 		t.Fatalf("receipt %q, want %q", got, want)
 	}
-	if got := f.Header.Get("coalesced") == "true"; got != coalesced {
+	if got := f.Header.Get(stompwire.HeaderCoalesced) == "true"; got != coalesced {
 		t.Errorf("RECEIPT for SEND %q: coalesced=%v, want %v", body, got, coalesced)
 	}
 }
@@ -457,8 +458,8 @@ func TestScheduledDelayIsOnTime(t *testing.T) {
 				r.Connect()
 				rawSubscribe(t, r, "1", "/queue/later", "auto")
 				sent := time.Now()
-				rawSend(t, r, "/queue/later", "delayed", "persistent", "true",
-					"AMQ_SCHEDULED_DELAY", strconv.Itoa(int(delay/time.Millisecond)))
+				rawSend(t, r, "/queue/later", "delayed", stompwire.HeaderPersistent, "true",
+					stompwire.HeaderScheduledDelay, strconv.Itoa(int(delay/time.Millisecond)))
 				m := r.Expect(frame.MESSAGE)
 				took := time.Since(sent)
 				if string(m.Body) != "delayed" || took < delay || took > delay+lateSlack {
@@ -479,7 +480,7 @@ func TestRedeliveryDelayIsOnTime(t *testing.T) {
 			r := b.Raw(t)
 			r.Connect()
 			rawSubscribe(t, r, "1", "/queue/retry", "client-individual")
-			rawSend(t, r, "/queue/retry", "job", "persistent", "true", "redelivery-delay", "150")
+			rawSend(t, r, "/queue/retry", "job", stompwire.HeaderPersistent, "true", stompwire.HeaderRedeliveryDelay, "150")
 			m := r.Expect(frame.MESSAGE)
 			for _, want := range []time.Duration{150 * time.Millisecond, 300 * time.Millisecond} {
 				nacked := time.Now()

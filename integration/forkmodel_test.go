@@ -210,7 +210,7 @@ func TestSIGTERMClosesClientsWithErrorAndLeavesNothing(t *testing.T) {
 	children := b.WaitChildren(t, 3, 5*time.Second)
 	b.Signal(t, syscall.SIGTERM)
 	for _, r := range raws {
-		r.ExpectError("broker shutting down")
+		r.ExpectError("broker shutting down", "")
 	}
 	if err := b.WaitExit(t, 10*time.Second); err != nil {
 		t.Fatalf("broker exit after SIGTERM: %v", err)
@@ -235,7 +235,7 @@ func TestParentSIGKILLMakesEveryChildExit(t *testing.T) {
 	b.WaitExit(t, 5*time.Second)
 	waitGone(t, children, 2*time.Second)
 	for _, r := range raws {
-		r.ExpectError("broker went away")
+		r.ExpectError("broker went away", "")
 	}
 }
 

@@ -15,46 +15,18 @@ import (
 	"github.com/stomp-broker/stomp-broker/control"
 	"github.com/stomp-broker/stomp-broker/internal/brokertest"
 	"github.com/stomp-broker/stomp-broker/internal/poll"
-	"github.com/stomp-broker/stomp-broker/stompwire"
 )
 
-// hostClient is a STOMP connection from a chosen loopback address (Linux
+// dialFrom connects to the broker from a chosen loopback address (Linux
 // routes all of 127.0.0.0/8 to lo), so one test can play several hosts.
-type hostClient struct {
-	conn net.Conn
-	r    *stompwire.Reader
-}
-
-func dialFrom(t *testing.T, b *brokertest.Broker, ip string) *hostClient {
+func dialFrom(t *testing.T, b *brokertest.Broker, ip string) *brokertest.Raw {
 	t.Helper()
 	d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
 	c, err := d.Dial("tcp", b.Addr)
 	if err != nil {
 		t.Fatalf("dial from %s: %v", ip, err)
 	}
-	t.Cleanup(func() { c.Close() })
-	return &hostClient{conn: c, r: stompwire.NewReader(c, stompwire.Limits{})}
-}
-
-// connect sends CONNECT (unless it is "") and returns the broker's first
-// frame, failing the test on a read error.
-func (h *hostClient) connect(t *testing.T, connect string) *frame.Frame {
-	t.Helper()
-	_ = h.conn.SetDeadline(time.Now().Add(10 * time.Second))
-	if connect != "" {
-		if _, err := h.conn.Write([]byte(connect)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for {
-		f, err := h.r.Read()
-		if err != nil {
-			t.Fatalf("reading from %s: %v", h.conn.LocalAddr(), err)
-		}
-		if f != nil {
-			return f
-		}
-	}
+	return brokertest.NewRaw(t, c, "client from "+ip)
 }
 
 const plainConnect = "CONNECT\naccept-version:1.2\nhost:x\nheart-beat:0,0\n\n\x00"
@@ -84,18 +56,18 @@ func TestAdmissionLimitsRefuseWithoutSpawning(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			b := brokertest.Start(t, tt.args...)
 			served := 0
-			var clients []*hostClient
+			var clients []*brokertest.Raw
 			for i, ip := range tt.from {
 				h := dialFrom(t, b, ip)
 				if msg, ok := tt.refused[i]; ok {
 					// The ERROR comes before the client says anything.
-					f := h.connect(t, "")
+					f := h.First("")
 					if f.Command != frame.ERROR || f.Header.Get(frame.Message) != msg {
 						t.Fatalf("client %d from %s: got %s %q, want ERROR %q", i, ip, f.Command, f.Header.Get(frame.Message), msg)
 					}
 					continue
 				}
-				if f := h.connect(t, plainConnect); f.Command != frame.CONNECTED {
+				if f := h.First(plainConnect); f.Command != frame.CONNECTED {
 					t.Fatalf("client %d from %s: got %s %q", i, ip, f.Command, f.Header.Get(frame.Message))
 				}
 				clients = append(clients, h)
@@ -107,7 +79,7 @@ func TestAdmissionLimitsRefuseWithoutSpawning(t *testing.T) {
 			// from a refused address is refused too, the refused
 			// clients' turns (with any spawn in them) are over.
 			for i := range tt.refused {
-				if f := dialFrom(t, b, tt.from[i]).connect(t, ""); f.Command != frame.ERROR || f.Header.Get(frame.Message) != tt.refused[i] {
+				if f := dialFrom(t, b, tt.from[i]).First(""); f.Command != frame.ERROR || f.Header.Get(frame.Message) != tt.refused[i] {
 					t.Fatalf("probe from %s: got %s %q, want ERROR %q", tt.from[i], f.Command, f.Header.Get(frame.Message), tt.refused[i])
 				}
 			}
@@ -115,9 +87,9 @@ func TestAdmissionLimitsRefuseWithoutSpawning(t *testing.T) {
 				t.Fatalf("%d children for %d served clients", n, served)
 			}
 			// A slot freed by a client that leaves is usable again.
-			clients[0].conn.Close()
+			clients[0].Conn.Close()
 			b.WaitChildren(t, served-1, 5*time.Second)
-			if f := dialFrom(t, b, tt.from[0]).connect(t, plainConnect); f.Command != frame.CONNECTED {
+			if f := dialFrom(t, b, tt.from[0]).First(plainConnect); f.Command != frame.CONNECTED {
 				t.Fatalf("after a client left: got %s %q", f.Command, f.Header.Get(frame.Message))
 			}
 		})
@@ -164,7 +136,7 @@ func TestConnectDeadlineClosesSilentClients(t *testing.T) {
 	r := b.Raw(t)
 	pid := b.WaitChildren(t, 1, 5*time.Second)[0]
 	start := time.Now()
-	r.ExpectError("no CONNECT frame within 500ms")
+	r.ExpectError("no CONNECT frame within 500ms", "")
 	const deadline = 500 * time.Millisecond
 	if d := time.Since(start); d > 2*deadline+3*time.Second {
 		t.Errorf("closed after %v, deadline %v", d, deadline)
@@ -248,7 +220,7 @@ func TestSIGHUPReloadsLimitsAndKeepsClients(t *testing.T) {
 	first.Connect()
 	first.Send("SUBSCRIBE\nid:1\ndestination:/topic/hup\n\n\x00")
 	syncRaw(t, first)
-	b.Raw(t).ExpectError("too many clients (limit 1)")
+	b.Raw(t).ExpectError("too many clients (limit 1)", "")
 
 	tests := []struct {
 		name, file string
@@ -279,7 +251,7 @@ func TestSIGHUPReloadsLimitsAndKeepsClients(t *testing.T) {
 				second.Connect()
 				b.WaitLog(t, `level=DEBUG msg="client connected" role=parent`, 5*time.Second)
 				second.Send("BOGUS\n\n\x00")
-				second.ExpectError("")
+				second.ExpectError("", "")
 				b.WaitLog(t, `level=DEBUG msg=.*role=child client=`+regexp.QuoteMeta(second.Conn.LocalAddr().String()), 5*time.Second)
 			}
 		})

@@ -153,7 +153,7 @@ func TestSIGTERMToOneChildDisconnectsOnlyItsClient(t *testing.T) {
 	if err := syscall.Kill(victim, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	f := raws[0].ExpectError("disconnected by operator")
+	f := raws[0].ExpectError("disconnected by operator", "")
 	if f.Header.Get(frame.Message) != "disconnected by operator" {
 		t.Errorf("ERROR message %q, want exactly %q", f.Header.Get(frame.Message), "disconnected by operator")
 	}
@@ -229,7 +229,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	victim := b.Raw(t)
 	victim.Connect()
-	b.Raw(t).ExpectError("too many clients")
+	b.Raw(t).ExpectError("too many clients", "")
 
 	if err := syscall.Kill(childServing(t, b, victim.Conn.LocalAddr().String()), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -266,7 +266,7 @@ func TestChildLogLinesCarryClientAddress(t *testing.T) {
 	r := b.Raw(t)
 	r.Connect()
 	r.Send("BOGUS\n\n\x00")
-	r.ExpectError("")
+	r.ExpectError("", "")
 	addr := r.Conn.LocalAddr().String()
 	b.WaitLog(t, `level=\w+ msg=.*role=child client=`+regexp.QuoteMeta(addr), 5*time.Second)
 	for _, line := range strings.Split(b.Logs(), "\n") {

@@ -17,7 +17,6 @@ import (
 
 	"github.com/stomp-broker/stomp-broker/control"
 	"github.com/stomp-broker/stomp-broker/internal/brokertest"
-	"github.com/stomp-broker/stomp-broker/stompwire"
 )
 
 func TestPasswdCommand(t *testing.T) {
@@ -85,7 +84,7 @@ func TestUsersFileChecksCONNECT(t *testing.T) {
 				r.Expect(frame.CONNECTED)
 				return
 			}
-			f := r.ExpectError("")
+			f := r.ExpectError("", "")
 			if !regexp.MustCompile(`denied|login|passcode|authentication`).MatchString(f.Header.Get(frame.Message)) {
 				t.Errorf("ERROR message %q does not say what failed", f.Header.Get(frame.Message))
 			}
@@ -115,7 +114,7 @@ func TestNothingBeforeCONNECTHasEffect(t *testing.T) {
 		t.Run(a.name, func(t *testing.T) {
 			r := b.Raw(t)
 			r.Send(a.bytes)
-			r.ExpectError("")
+			r.ExpectError("", "")
 		})
 	}
 	// The first message the subscriber gets is the legitimate one.
@@ -127,46 +126,14 @@ func TestNothingBeforeCONNECTHasEffect(t *testing.T) {
 	}
 }
 
-// tlsRaw is a STOMP connection over TLS.
-type tlsRaw struct {
-	conn *tls.Conn
-	r    *stompwire.Reader
-}
-
-func dialTLS(t *testing.T, addr string, cfg *tls.Config) *tlsRaw {
+// dialTLS connects to the broker's TLS listener.
+func dialTLS(t *testing.T, addr string, cfg *tls.Config) *brokertest.Raw {
 	t.Helper()
 	c, err := tls.Dial("tcp", addr, cfg)
 	if err != nil {
 		t.Fatalf("tls dial %s: %v", addr, err)
 	}
-	t.Cleanup(func() { c.Close() })
-	return &tlsRaw{conn: c, r: stompwire.NewReader(c, stompwire.Limits{})}
-}
-
-func (c *tlsRaw) send(t *testing.T, s string) {
-	t.Helper()
-	_ = c.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.conn.Write([]byte(s)); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (c *tlsRaw) expect(t *testing.T, cmd string) *frame.Frame {
-	t.Helper()
-	_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for {
-		f, err := c.r.Read()
-		if err != nil {
-			t.Fatalf("tls: waiting for %s: %v", cmd, err)
-		}
-		if f == nil {
-			continue
-		}
-		if f.Command != cmd {
-			t.Fatalf("tls: got %s (%s), want %s", f.Command, f.Header.Get(frame.Message), cmd)
-		}
-		return f
-	}
+	return brokertest.NewRaw(t, c, "tls client")
 }
 
 func TestTLSListener(t *testing.T) {
@@ -188,13 +155,13 @@ func TestTLSListener(t *testing.T) {
 	plain.Send("SUBSCRIBE\nid:1\ndestination:/topic/tls\n\n\x00")
 	syncRaw(t, plain)
 	sec := dialTLS(t, tlsAddr, cfg)
-	sec.send(t, "CONNECT\naccept-version:1.2\nhost:x\nheart-beat:0,0\n\n\x00")
-	sec.expect(t, frame.CONNECTED)
-	sec.send(t, "SUBSCRIBE\nid:1\ndestination:/topic/tls\n\n\x00SEND\ndestination:/topic/tls\n\nover tls\x00")
+	sec.Send("CONNECT\naccept-version:1.2\nhost:x\nheart-beat:0,0\n\n\x00")
+	sec.Expect(frame.CONNECTED)
+	sec.Send("SUBSCRIBE\nid:1\ndestination:/topic/tls\n\n\x00SEND\ndestination:/topic/tls\n\nover tls\x00")
 	if got := plain.Expect(frame.MESSAGE); string(got.Body) != "over tls" {
 		t.Fatalf("plain subscriber got %q", got.Body)
 	}
-	if got := sec.expect(t, frame.MESSAGE); string(got.Body) != "over tls" {
+	if got := sec.Expect(frame.MESSAGE); string(got.Body) != "over tls" {
 		t.Fatalf("TLS subscriber got %q", got.Body)
 	}
 
@@ -208,8 +175,8 @@ func TestTLSListener(t *testing.T) {
 	for _, c := range clients {
 		if c.TLS {
 			tlsClients++
-			if c.Addr != sec.conn.LocalAddr().String() {
-				t.Errorf("TLS client listed as %s, is %s", c.Addr, sec.conn.LocalAddr())
+			if c.Addr != sec.Conn.LocalAddr().String() {
+				t.Errorf("TLS client listed as %s, is %s", c.Addr, sec.Conn.LocalAddr())
 			}
 			if n := countTCPSockets(t, c.PID); n != 1 {
 				t.Errorf("TLS child holds %d TCP sockets, want 1", n)
@@ -237,10 +204,10 @@ func TestTLSListener(t *testing.T) {
 
 	// A TLS client over --max-clients (3) gets its ERROR over TLS.
 	third := dialTLS(t, tlsAddr, cfg)
-	third.send(t, "CONNECT\naccept-version:1.2\nhost:x\nheart-beat:0,0\n\n\x00")
-	third.expect(t, frame.CONNECTED)
+	third.Send("CONNECT\naccept-version:1.2\nhost:x\nheart-beat:0,0\n\n\x00")
+	third.Expect(frame.CONNECTED)
 	over := dialTLS(t, tlsAddr, cfg)
-	f := over.expect(t, frame.ERROR)
+	f := over.Expect(frame.ERROR)
 	if !strings.Contains(f.Header.Get(frame.Message), "too many clients") {
 		t.Errorf("ERROR over TLS: %q", f.Header.Get(frame.Message))
 	}

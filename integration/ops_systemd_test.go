@@ -145,7 +145,7 @@ func TestNotifyLifecycle(t *testing.T) {
 
 	b.Signal(t, syscall.SIGTERM)
 	n.expect(t, "STOPPING=1", 5*time.Second, "WATCHDOG=1")
-	r.ExpectError("broker shutting down")
+	r.ExpectError("broker shutting down", "")
 	if err := b.WaitExit(t, 10*time.Second); err != nil {
 		t.Fatalf("exit: %v", err)
 	}
@@ -223,9 +223,9 @@ func TestSocketActivation(t *testing.T) {
 			}
 			if tt.tls >= 0 {
 				c := dialTLS(t, fmt.Sprintf("127.0.0.1:%d", ports[tt.tls]), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
-				c.send(t, plainConnect)
-				c.expect(t, frame.CONNECTED)
-				c.conn.Close()
+				c.Send(plainConnect)
+				c.Expect(frame.CONNECTED)
+				c.Conn.Close()
 			}
 			if tt.metrics >= 0 {
 				if m := scrape(t, fmt.Sprintf("127.0.0.1:%d", ports[tt.metrics])); m["stomp_broker_spawns_total"] < 1 {

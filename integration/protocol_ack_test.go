@@ -9,6 +9,7 @@ import (
 	"github.com/go-stomp/stomp/v3/frame"
 
 	"github.com/stomp-broker/stomp-broker/internal/brokertest"
+	"github.com/stomp-broker/stomp-broker/stompwire"
 )
 
 // Acknowledgement, transactions and receipts, with raw frames.
@@ -31,9 +32,9 @@ func ackLine(t *testing.T, m *frame.Frame, spelling string) string {
 func queueIsEmpty(t *testing.T, b *brokertest.Broker, queue string) {
 	t.Helper()
 	c := newPeer(t, b, "checker")
-	c.connect("1.2")
-	c.subscribe("check", queue, "ack:client-individual")
-	c.expectNothing(quiet)
+	c.ConnectVersion("1.2")
+	c.Subscribe("check", queue, "ack:client-individual")
+	c.ExpectNothing(quiet)
 }
 
 func TestProtocolAckSpellings(t *testing.T) {
@@ -55,26 +56,26 @@ func TestProtocolAckSpellings(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			queue := "/queue/spell-" + strconv.Itoa(i)
 			cons := newPeer(t, b, "consumer")
-			cons.connect(tc.version)
-			cons.subscribe("c", queue, "ack:"+tc.ack, "prefetch-count:1")
+			cons.ConnectVersion(tc.version)
+			cons.Subscribe("c", queue, "ack:"+tc.ack, "prefetch-count:1")
 			prod := newPeer(t, b, "producer")
-			prod.connect("1.2")
-			prod.receipted("SEND\ndestination:"+queue, "m1", "p1")
-			prod.receipted("SEND\ndestination:"+queue, "m2", "p2")
+			prod.ConnectVersion("1.2")
+			prod.Receipted("SEND\ndestination:"+queue, "m1", "p1")
+			prod.Receipted("SEND\ndestination:"+queue, "m2", "p2")
 
-			m1, _ := cons.expectMessage("m1")
+			m1, _ := cons.ExpectMessage("m1")
 			header(t, m1, frame.Subscription, "c")
 			header(t, m1, frame.Destination, queue)
 			if m1.Header.Get(frame.Ack) == "" {
 				t.Fatalf("MESSAGE for an ack:%s subscription has no ack header", tc.ack)
 			}
-			cons.expectNothing(quiet) // prefetch 1: m2 waits for the ACK
-			cons.receipted("ACK\n"+ackLine(t, m1, tc.spelling), "", "a1")
-			m2, _ := cons.expectMessage("m2")
-			cons.receipted("ACK\n"+ackLine(t, m2, tc.spelling), "", "a2")
-			cons.send("DISCONNECT\nreceipt:bye\n\n\x00")
-			cons.expect(frame.RECEIPT)
-			cons.expectClosed()
+			cons.ExpectNothing(quiet) // prefetch 1: m2 waits for the ACK
+			cons.Receipted("ACK\n"+ackLine(t, m1, tc.spelling), "", "a1")
+			m2, _ := cons.ExpectMessage("m2")
+			cons.Receipted("ACK\n"+ackLine(t, m2, tc.spelling), "", "a2")
+			cons.Send("DISCONNECT\nreceipt:bye\n\n\x00")
+			cons.ExpectWire(frame.RECEIPT)
+			cons.ExpectClosed()
 			queueIsEmpty(t, b, queue)
 		})
 	}
@@ -96,28 +97,28 @@ func TestProtocolAckModes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			queue := "/queue/mode-" + strconv.Itoa(i)
 			cons := newPeer(t, b, "consumer")
-			cons.connect("1.2")
-			cons.subscribe("c", queue, "ack:"+tc.ack, "prefetch-count:10")
+			cons.ConnectVersion("1.2")
+			cons.Subscribe("c", queue, "ack:"+tc.ack, "prefetch-count:10")
 			prod := newPeer(t, b, "producer")
-			prod.connect("1.2")
+			prod.ConnectVersion("1.2")
 			var msgs []*frame.Frame
 			for j := 1; j <= 4; j++ {
-				prod.receipted("SEND\ndestination:"+queue, "m"+strconv.Itoa(j), "p")
-				m, _ := cons.expectMessage("m" + strconv.Itoa(j))
+				prod.Receipted("SEND\ndestination:"+queue, "m"+strconv.Itoa(j), "p")
+				m, _ := cons.ExpectMessage("m" + strconv.Itoa(j))
 				msgs = append(msgs, m)
 			}
-			cons.receipted("ACK\nid:"+msgs[tc.ackIndex].Header.Get(frame.Ack), "", "a")
-			cons.send("DISCONNECT\nreceipt:bye\n\n\x00")
-			cons.expect(frame.RECEIPT)
-			cons.expectClosed()
+			cons.Receipted("ACK\nid:"+msgs[tc.ackIndex].Header.Get(frame.Ack), "", "a")
+			cons.Send("DISCONNECT\nreceipt:bye\n\n\x00")
+			cons.ExpectWire(frame.RECEIPT)
+			cons.ExpectClosed()
 
 			next := newPeer(t, b, "next")
-			next.connect("1.2")
-			next.subscribe("n", queue, "ack:client-individual")
+			next.ConnectVersion("1.2")
+			next.Subscribe("n", queue, "ack:client-individual")
 			got := map[string]bool{}
 			for range tc.redeliver {
-				m, _ := next.expect(frame.MESSAGE)
-				header(t, m, "redelivered", "true")
+				m, _ := next.ExpectWire(frame.MESSAGE)
+				header(t, m, stompwire.HeaderRedelivered, "true")
 				got[string(m.Body)] = true
 			}
 			for _, body := range tc.redeliver {
@@ -125,7 +126,7 @@ func TestProtocolAckModes(t *testing.T) {
 					t.Errorf("%s was not redelivered (got %v)", body, got)
 				}
 			}
-			next.expectNothing(quiet)
+			next.ExpectNothing(quiet)
 		})
 	}
 }
@@ -134,37 +135,37 @@ func TestProtocolNack(t *testing.T) {
 	b := brokertest.Start(t, "--heart-beat", "0")
 	t.Run("client-individual NACK redelivers that message", func(t *testing.T) {
 		cons := newPeer(t, b, "consumer")
-		cons.connect("1.2")
-		cons.subscribe("c", "/queue/nack1", "ack:client-individual", "prefetch-count:1")
+		cons.ConnectVersion("1.2")
+		cons.Subscribe("c", "/queue/nack1", "ack:client-individual", "prefetch-count:1")
 		prod := newPeer(t, b, "producer")
-		prod.connect("1.2")
-		prod.receipted("SEND\ndestination:/queue/nack1\nx-custom:kept", "n1", "p")
-		m, _ := cons.expectMessage("n1")
-		if _, ok := m.Header.Contains("redelivered"); ok && m.Header.Get("redelivered") != "false" {
-			t.Fatalf("first delivery says redelivered:%s", m.Header.Get("redelivered"))
+		prod.ConnectVersion("1.2")
+		prod.Receipted("SEND\ndestination:/queue/nack1\nx-custom:kept", "n1", "p")
+		m, _ := cons.ExpectMessage("n1")
+		if _, ok := m.Header.Contains(stompwire.HeaderRedelivered); ok && m.Header.Get(stompwire.HeaderRedelivered) != "false" {
+			t.Fatalf("first delivery says redelivered:%s", m.Header.Get(stompwire.HeaderRedelivered))
 		}
-		cons.receipted("NACK\nid:"+m.Header.Get(frame.Ack), "", "n")
-		again, _ := cons.expectMessage("n1")
-		header(t, again, "redelivered", "true")
+		cons.Receipted("NACK\nid:"+m.Header.Get(frame.Ack), "", "n")
+		again, _ := cons.ExpectMessage("n1")
+		header(t, again, stompwire.HeaderRedelivered, "true")
 		header(t, again, frame.MessageId, m.Header.Get(frame.MessageId))
 		header(t, again, "x-custom", "kept")
-		cons.receipted("ACK\nid:"+again.Header.Get(frame.Ack), "", "a")
-		cons.expectNothing(quiet)
+		cons.Receipted("ACK\nid:"+again.Header.Get(frame.Ack), "", "a")
+		cons.ExpectNothing(quiet)
 	})
 	t.Run("client NACK is cumulative", func(t *testing.T) {
 		cons := newPeer(t, b, "consumer")
-		cons.connect("1.1")
-		cons.subscribe("c", "/queue/nack2", "ack:client", "prefetch-count:2")
+		cons.ConnectVersion("1.1")
+		cons.Subscribe("c", "/queue/nack2", "ack:client", "prefetch-count:2")
 		prod := newPeer(t, b, "producer")
-		prod.connect("1.2")
-		prod.receipted("SEND\ndestination:/queue/nack2", "a", "p")
-		prod.receipted("SEND\ndestination:/queue/nack2", "b", "p")
-		cons.expectMessage("a")
-		mb, _ := cons.expectMessage("b")
-		cons.receipted("NACK\nmessage-id:"+mb.Header.Get(frame.MessageId)+"\nsubscription:c", "", "n")
+		prod.ConnectVersion("1.2")
+		prod.Receipted("SEND\ndestination:/queue/nack2", "a", "p")
+		prod.Receipted("SEND\ndestination:/queue/nack2", "b", "p")
+		cons.ExpectMessage("a")
+		mb, _ := cons.ExpectMessage("b")
+		cons.Receipted("NACK\nmessage-id:"+mb.Header.Get(frame.MessageId)+"\nsubscription:c", "", "n")
 		for _, body := range []string{"a", "b"} {
-			m, _ := cons.expectMessage(body)
-			header(t, m, "redelivered", "true")
+			m, _ := cons.ExpectMessage(body)
+			header(t, m, stompwire.HeaderRedelivered, "true")
 		}
 	})
 }
@@ -172,117 +173,117 @@ func TestProtocolNack(t *testing.T) {
 func TestProtocolTransactions(t *testing.T) {
 	b := brokertest.Start(t, "--heart-beat", "0")
 	sub := newPeer(t, b, "sub")
-	sub.connect("1.2")
-	sub.subscribe("s", "/topic/tx")
+	sub.ConnectVersion("1.2")
+	sub.Subscribe("s", "/topic/tx")
 	pub := newPeer(t, b, "pub")
-	pub.connect("1.2")
+	pub.ConnectVersion("1.2")
 
 	t.Run("SEND in an aborted transaction is never delivered", func(t *testing.T) {
-		sub.in(t)
-		pub.in(t)
-		pub.receipted("BEGIN\ntransaction:t1", "", "b")
-		pub.receipted("SEND\ndestination:/topic/tx\ntransaction:t1", "aborted", "s")
-		pub.receipted("ABORT\ntransaction:t1", "", "a")
-		pub.receipted("SEND\ndestination:/topic/tx", "after abort", "s2")
-		sub.expectMessage("after abort")
-		sub.expectNothing(quiet)
+		sub.In(t)
+		pub.In(t)
+		pub.Receipted("BEGIN\ntransaction:t1", "", "b")
+		pub.Receipted("SEND\ndestination:/topic/tx\ntransaction:t1", "aborted", "s")
+		pub.Receipted("ABORT\ntransaction:t1", "", "a")
+		pub.Receipted("SEND\ndestination:/topic/tx", "after abort", "s2")
+		sub.ExpectMessage("after abort")
+		sub.ExpectNothing(quiet)
 	})
 	t.Run("committed SENDs arrive at COMMIT, in order, without the transaction header", func(t *testing.T) {
-		sub.in(t)
-		pub.in(t)
-		pub.receipted("BEGIN\ntransaction:t2", "", "b")
-		pub.receipted("SEND\ndestination:/topic/tx\ntransaction:t2", "one", "s1")
-		pub.receipted("SEND\ndestination:/topic/tx\ntransaction:t2\ncontent-length:3", "t\x00o", "s2")
-		sub.expectNothing(quiet)
-		pub.receipted("COMMIT\ntransaction:t2", "", "c")
-		m, _ := sub.expectMessage("one")
+		sub.In(t)
+		pub.In(t)
+		pub.Receipted("BEGIN\ntransaction:t2", "", "b")
+		pub.Receipted("SEND\ndestination:/topic/tx\ntransaction:t2", "one", "s1")
+		pub.Receipted("SEND\ndestination:/topic/tx\ntransaction:t2\ncontent-length:3", "t\x00o", "s2")
+		sub.ExpectNothing(quiet)
+		pub.Receipted("COMMIT\ntransaction:t2", "", "c")
+		m, _ := sub.ExpectMessage("one")
 		if _, ok := m.Header.Contains(frame.Transaction); ok {
 			t.Errorf("MESSAGE carries the SEND's transaction header")
 		}
-		sub.expectMessage("t\x00o")
+		sub.ExpectMessage("t\x00o")
 	})
 	t.Run("interleaved transactions", func(t *testing.T) {
-		sub.in(t)
-		pub.in(t)
-		pub.send("BEGIN\ntransaction:a\n\n\x00BEGIN\ntransaction:b\n\n\x00" +
+		sub.In(t)
+		pub.In(t)
+		pub.Send("BEGIN\ntransaction:a\n\n\x00BEGIN\ntransaction:b\n\n\x00" +
 			"SEND\ndestination:/topic/tx\ntransaction:a\n\nfrom a\x00" +
 			"SEND\ndestination:/topic/tx\ntransaction:b\n\nfrom b\x00" +
 			"SEND\ndestination:/topic/tx\n\nno tx\x00")
-		sub.expectMessage("no tx")
-		pub.receipted("COMMIT\ntransaction:b", "", "cb")
-		sub.expectMessage("from b")
-		pub.receipted("ABORT\ntransaction:a", "", "aa")
-		sub.expectNothing(quiet)
+		sub.ExpectMessage("no tx")
+		pub.Receipted("COMMIT\ntransaction:b", "", "cb")
+		sub.ExpectMessage("from b")
+		pub.Receipted("ABORT\ntransaction:a", "", "aa")
+		sub.ExpectNothing(quiet)
 		// A finished transaction's id may be used again.
-		pub.receipted("BEGIN\ntransaction:a", "", "b2")
-		pub.receipted("SEND\ndestination:/topic/tx\ntransaction:a", "a again", "s")
-		pub.receipted("COMMIT\ntransaction:a", "", "c2")
-		sub.expectMessage("a again")
+		pub.Receipted("BEGIN\ntransaction:a", "", "b2")
+		pub.Receipted("SEND\ndestination:/topic/tx\ntransaction:a", "a again", "s")
+		pub.Receipted("COMMIT\ntransaction:a", "", "c2")
+		sub.ExpectMessage("a again")
 	})
 	t.Run("open transactions are aborted on DISCONNECT", func(t *testing.T) {
-		sub.in(t)
+		sub.In(t)
 		p := newPeer(t, b, "leaver")
-		p.connect("1.2")
-		p.receipted("BEGIN\ntransaction:t3", "", "b")
-		p.receipted("SEND\ndestination:/topic/tx\ntransaction:t3", "never", "s")
-		p.send("DISCONNECT\nreceipt:bye\n\n\x00")
-		r, _ := p.expect(frame.RECEIPT)
+		p.ConnectVersion("1.2")
+		p.Receipted("BEGIN\ntransaction:t3", "", "b")
+		p.Receipted("SEND\ndestination:/topic/tx\ntransaction:t3", "never", "s")
+		p.Send("DISCONNECT\nreceipt:bye\n\n\x00")
+		r, _ := p.ExpectWire(frame.RECEIPT)
 		header(t, r, frame.ReceiptId, "bye")
-		p.expectClosed()
-		sub.expectNothing(quiet)
+		p.ExpectClosed()
+		sub.ExpectNothing(quiet)
 	})
 	t.Run("open transactions are aborted when the connection drops", func(t *testing.T) {
-		sub.in(t)
+		sub.In(t)
 		p := newPeer(t, b, "dropper")
-		p.connect("1.2")
-		p.receipted("BEGIN\ntransaction:t4", "", "b")
-		p.receipted("SEND\ndestination:/topic/tx\ntransaction:t4", "never", "s")
-		p.conn.Close()
-		sub.expectNothing(quiet)
+		p.ConnectVersion("1.2")
+		p.Receipted("BEGIN\ntransaction:t4", "", "b")
+		p.Receipted("SEND\ndestination:/topic/tx\ntransaction:t4", "never", "s")
+		p.Conn.Close()
+		sub.ExpectNothing(quiet)
 	})
 	t.Run("ACK in a transaction is applied at COMMIT", func(t *testing.T) {
 		cons := newPeer(t, b, "consumer")
-		cons.connect("1.2")
-		cons.subscribe("q", "/queue/txack", "ack:client-individual", "prefetch-count:1")
+		cons.ConnectVersion("1.2")
+		cons.Subscribe("q", "/queue/txack", "ack:client-individual", "prefetch-count:1")
 		prod := newPeer(t, b, "producer")
-		prod.connect("1.2")
+		prod.ConnectVersion("1.2")
 		for _, body := range []string{"q1", "q2", "q3"} {
-			prod.receipted("SEND\ndestination:/queue/txack", body, "p")
+			prod.Receipted("SEND\ndestination:/queue/txack", body, "p")
 		}
-		m1, _ := cons.expectMessage("q1")
-		cons.receipted("BEGIN\ntransaction:ta", "", "b")
-		cons.receipted("ACK\nid:"+m1.Header.Get(frame.Ack)+"\ntransaction:ta", "", "a")
-		cons.expectNothing(quiet) // q1 is not acked yet, so no credit for q2
-		cons.receipted("COMMIT\ntransaction:ta", "", "c")
-		m2, _ := cons.expectMessage("q2")
+		m1, _ := cons.ExpectMessage("q1")
+		cons.Receipted("BEGIN\ntransaction:ta", "", "b")
+		cons.Receipted("ACK\nid:"+m1.Header.Get(frame.Ack)+"\ntransaction:ta", "", "a")
+		cons.ExpectNothing(quiet) // q1 is not acked yet, so no credit for q2
+		cons.Receipted("COMMIT\ntransaction:ta", "", "c")
+		m2, _ := cons.ExpectMessage("q2")
 
 		// An aborted ACK is not applied: q2 stays with this consumer and
 		// goes back to the queue when it leaves.
-		cons.receipted("BEGIN\ntransaction:tb", "", "b")
-		cons.receipted("ACK\nid:"+m2.Header.Get(frame.Ack)+"\ntransaction:tb", "", "a")
-		cons.receipted("ABORT\ntransaction:tb", "", "ab")
-		cons.expectNothing(quiet)
-		cons.send("DISCONNECT\nreceipt:bye\n\n\x00")
-		cons.expect(frame.RECEIPT)
-		cons.expectClosed()
+		cons.Receipted("BEGIN\ntransaction:tb", "", "b")
+		cons.Receipted("ACK\nid:"+m2.Header.Get(frame.Ack)+"\ntransaction:tb", "", "a")
+		cons.Receipted("ABORT\ntransaction:tb", "", "ab")
+		cons.ExpectNothing(quiet)
+		cons.Send("DISCONNECT\nreceipt:bye\n\n\x00")
+		cons.ExpectWire(frame.RECEIPT)
+		cons.ExpectClosed()
 		next := newPeer(t, b, "next")
-		next.connect("1.2")
-		next.subscribe("n", "/queue/txack", "ack:client-individual")
+		next.ConnectVersion("1.2")
+		next.Subscribe("n", "/queue/txack", "ack:client-individual")
 		// The parent requeues q2 when it sees the consumer's process end,
 		// which may be after next subscribed: either order is right.
 		seen := map[string]bool{}
 		for range 2 {
-			m, _ := next.expect(frame.MESSAGE)
+			m, _ := next.ExpectWire(frame.MESSAGE)
 			body := string(m.Body)
 			if (body != "q2" && body != "q3") || seen[body] {
 				t.Fatalf("got %q after %v, want q2 (redelivered) and q3 once each", body, seen)
 			}
 			seen[body] = true
 			if body == "q2" {
-				header(t, m, "redelivered", "true")
+				header(t, m, stompwire.HeaderRedelivered, "true")
 			}
 		}
-		next.expectNothing(quiet)
+		next.ExpectNothing(quiet)
 	})
 }
 
@@ -290,7 +291,7 @@ func TestProtocolReceipts(t *testing.T) {
 	b := brokertest.Start(t, "--heart-beat", "0")
 	t.Run("every client frame can ask for a receipt, answered in order", func(t *testing.T) {
 		p := newPeer(t, b, "client")
-		p.connect("1.2")
+		p.ConnectVersion("1.2")
 		frames := []string{
 			"SUBSCRIBE\nid:1\ndestination:/queue/rcpt\nack:client-individual",
 			"SEND\ndestination:/topic/rcpt",
@@ -307,17 +308,17 @@ func TestProtocolReceipts(t *testing.T) {
 		for i, f := range frames {
 			all.WriteString(f + "\nreceipt:r" + strconv.Itoa(i) + "\n\n\x00")
 		}
-		p.send(all.String())
+		p.Send(all.String())
 		for i := range frames {
-			r, _ := p.expect(frame.RECEIPT)
+			r, _ := p.ExpectWire(frame.RECEIPT)
 			header(t, r, frame.ReceiptId, "r"+strconv.Itoa(i))
 		}
 	})
 	t.Run("receipt ids are escaped and unescaped", func(t *testing.T) {
 		p := newPeer(t, b, "client")
-		p.connect("1.2")
-		p.send("SEND\ndestination:/topic/rcpt\nreceipt:a\\cb\\\\c\\nd\n\n\x00")
-		r, wire := p.expect(frame.RECEIPT)
+		p.ConnectVersion("1.2")
+		p.Send("SEND\ndestination:/topic/rcpt\nreceipt:a\\cb\\\\c\\nd\n\n\x00")
+		r, wire := p.ExpectWire(frame.RECEIPT)
 		header(t, r, frame.ReceiptId, "a:b\\c\nd")
 		if !hasLine(wireHeaders(wire), `receipt-id:a\cb\\c\nd`) {
 			t.Errorf("RECEIPT not escaped: %q", wire)
@@ -325,60 +326,60 @@ func TestProtocolReceipts(t *testing.T) {
 	})
 	t.Run("a RECEIPT for SUBSCRIBE means it is live; for UNSUBSCRIBE that it is gone", func(t *testing.T) {
 		sub := newPeer(t, b, "sub")
-		sub.connect("1.2")
+		sub.ConnectVersion("1.2")
 		pub := newPeer(t, b, "pub")
-		pub.connect("1.2")
-		sub.subscribe("1", "/topic/live")
-		pub.send("SEND\ndestination:/topic/live\n\nhello\x00")
-		sub.expectMessage("hello")
-		sub.receipted("UNSUBSCRIBE\nid:1", "", "u")
-		pub.receipted("SEND\ndestination:/topic/live", "gone", "s")
-		sub.expectNothing(quiet)
+		pub.ConnectVersion("1.2")
+		sub.Subscribe("1", "/topic/live")
+		pub.Send("SEND\ndestination:/topic/live\n\nhello\x00")
+		sub.ExpectMessage("hello")
+		sub.Receipted("UNSUBSCRIBE\nid:1", "", "u")
+		pub.Receipted("SEND\ndestination:/topic/live", "gone", "s")
+		sub.ExpectNothing(quiet)
 	})
 	t.Run("DISCONNECT with receipt: RECEIPT, then close; later frames ignored", func(t *testing.T) {
 		sub := newPeer(t, b, "sub")
-		sub.connect("1.2")
-		sub.subscribe("1", "/topic/after")
+		sub.ConnectVersion("1.2")
+		sub.Subscribe("1", "/topic/after")
 		p := newPeer(t, b, "client")
-		p.connect("1.2")
-		p.send("SEND\ndestination:/topic/after\n\nbefore\x00DISCONNECT\nreceipt:bye\n\n\x00SEND\ndestination:/topic/after\n\nafter\x00")
-		r, _ := p.expect(frame.RECEIPT)
+		p.ConnectVersion("1.2")
+		p.Send("SEND\ndestination:/topic/after\n\nbefore\x00DISCONNECT\nreceipt:bye\n\n\x00SEND\ndestination:/topic/after\n\nafter\x00")
+		r, _ := p.ExpectWire(frame.RECEIPT)
 		header(t, r, frame.ReceiptId, "bye")
-		p.expectClosed()
-		sub.expectMessage("before")
-		sub.expectNothing(quiet)
+		p.ExpectClosed()
+		sub.ExpectMessage("before")
+		sub.ExpectNothing(quiet)
 	})
 	t.Run("DISCONNECT without receipt closes", func(t *testing.T) {
 		p := newPeer(t, b, "client")
-		p.connect("1.1")
-		p.send("DISCONNECT\n\n\x00")
-		p.expectClosed()
+		p.ConnectVersion("1.1")
+		p.Send("DISCONNECT\n\n\x00")
+		p.ExpectClosed()
 	})
 	t.Run("1.0 DISCONNECT with receipt", func(t *testing.T) {
 		p := newPeer(t, b, "client")
-		p.connect("")
-		p.send("DISCONNECT\nreceipt:bye\n\n\x00")
-		r, _ := p.expect(frame.RECEIPT)
+		p.ConnectVersion("")
+		p.Send("DISCONNECT\nreceipt:bye\n\n\x00")
+		r, _ := p.ExpectWire(frame.RECEIPT)
 		header(t, r, frame.ReceiptId, "bye")
-		p.expectClosed()
+		p.ExpectClosed()
 	})
 }
 
 func TestProtocolStomp10Session(t *testing.T) {
 	b := brokertest.Start(t, "--heart-beat", "0")
 	sub := newPeer(t, b, "sub10")
-	sub.connect("")
+	sub.ConnectVersion("")
 	// 1.0: SUBSCRIBE without id; padded values of the headers the broker
 	// reads are trimmed (1.0 examples used "name: value").
-	sub.receipted("SUBSCRIBE\ndestination: /topic/ten ", "", "s")
+	sub.Receipted("SUBSCRIBE\ndestination: /topic/ten ", "", "s")
 	pub := newPeer(t, b, "pub10")
-	pub.connect("")
-	pub.receipted("SEND\ndestination: /topic/ten\nx: padded", "ten", "p")
-	m, _ := sub.expectMessage("ten")
+	pub.ConnectVersion("")
+	pub.Receipted("SEND\ndestination: /topic/ten\nx: padded", "ten", "p")
+	m, _ := sub.ExpectMessage("ten")
 	header(t, m, frame.Destination, "/topic/ten")
 	header(t, m, "x", " padded") // user headers pass through untouched
 	// 1.0 UNSUBSCRIBE names the destination.
-	sub.receipted("UNSUBSCRIBE\ndestination:/topic/ten", "", "u")
-	pub.receipted("SEND\ndestination:/topic/ten", "gone", "p2")
-	sub.expectNothing(quiet)
+	sub.Receipted("UNSUBSCRIBE\ndestination:/topic/ten", "", "u")
+	pub.Receipted("SEND\ndestination:/topic/ten", "gone", "p2")
+	sub.ExpectNothing(quiet)
 }

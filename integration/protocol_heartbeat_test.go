@@ -1,8 +1,6 @@
 package integration
 
 import (
-	"errors"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -11,38 +9,6 @@ import (
 
 	"github.com/stomp-broker/stomp-broker/internal/brokertest"
 )
-
-// beatArrivals reads from p for d and returns when data arrived, failing
-// if anything but line ends (heart-beats) arrives. The first entry is the
-// start time.
-func (p *peer) beatArrivals(d time.Duration) []time.Time {
-	p.t.Helper()
-	start := time.Now()
-	times := []time.Time{start}
-	if strings.Trim(string(p.buf), "\r\n") != "" {
-		p.t.Fatalf("%s: unexpected bytes before the heart-beats: %q", p.name, p.buf)
-	}
-	p.buf = nil
-	deadline := start.Add(d)
-	buf := make([]byte, 4096)
-	for {
-		_ = p.conn.SetReadDeadline(deadline)
-		n, err := p.conn.Read(buf)
-		if n > 0 {
-			if s := string(buf[:n]); strings.Trim(s, "\r\n") != "" {
-				p.t.Fatalf("%s: expected only heart-beats, got %q", p.name, s)
-			}
-			times = append(times, time.Now())
-		}
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return append(times, deadline)
-		}
-		if err != nil {
-			p.t.Fatalf("%s: connection ended while heart-beating: %v", p.name, err)
-		}
-	}
-}
 
 // gaps returns the longest and shortest interval between arrivals.
 func gaps(times []time.Time) (longest, shortest time.Duration) {
@@ -76,7 +42,7 @@ func TestProtocolHeartBeatNegotiation(t *testing.T) {
 			if tc.header != "" {
 				extra = append(extra, tc.header)
 			}
-			f := p.connect(tc.version, extra...)
+			f := p.ConnectVersion(tc.version, extra...)
 			got, ok := f.Header.Contains(frame.HeartBeat)
 			if tc.want == "" && ok {
 				t.Fatalf("CONNECTED has heart-beat %q, want none", got)
@@ -88,16 +54,16 @@ func TestProtocolHeartBeatNegotiation(t *testing.T) {
 	}
 	t.Run("no beats when the client asks for none", func(t *testing.T) {
 		p := newPeer(t, b, "quiet")
-		p.connect("1.2", "heart-beat:0,0")
-		if times := p.beatArrivals(1500 * time.Millisecond); len(times) > 2 {
+		p.ConnectVersion("1.2", "heart-beat:0,0")
+		if times := p.BeatArrivals(1500 * time.Millisecond); len(times) > 2 {
 			t.Errorf("the broker sent %d heart-beats to a client that asked for none", len(times)-2)
 		}
 	})
 	t.Run("a client that promised nothing is never timed out", func(t *testing.T) {
 		p := newPeer(t, b, "lazy")
-		p.connect("1.2", "heart-beat:0,0")
+		p.ConnectVersion("1.2", "heart-beat:0,0")
 		time.Sleep(3 * time.Second)
-		p.receipted("SEND\ndestination:/topic/x", "", "r")
+		p.Receipted("SEND\ndestination:/topic/x", "", "r")
 	})
 }
 
@@ -115,8 +81,8 @@ func TestProtocolHeartBeatsSent(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newPeer(t, b, "client")
-			p.connect("1.2", tc.header)
-			times := p.beatArrivals(3500 * time.Millisecond)
+			p.ConnectVersion("1.2", tc.header)
+			times := p.BeatArrivals(3500 * time.Millisecond)
 			longest, shortest := gaps(times[:len(times)-1])
 			// Some data at least every interval (the MUST), with room for
 			// a loaded machine (a beat may lag by up to an interval and
@@ -137,13 +103,13 @@ func TestProtocolHeartBeatsSent(t *testing.T) {
 	}
 	t.Run("messages count as beats and beats resume after them", func(t *testing.T) {
 		p := newPeer(t, b, "busy")
-		p.connect("1.2", "heart-beat:0,500")
-		p.subscribe("1", "/topic/hb")
+		p.ConnectVersion("1.2", "heart-beat:0,500")
+		p.Subscribe("1", "/topic/hb")
 		pub := newPeer(t, b, "pub")
-		pub.connect("1.2")
-		pub.receipted("SEND\ndestination:/topic/hb", "m", "r")
-		p.expectMessage("m")
-		times := p.beatArrivals(2500 * time.Millisecond)
+		pub.ConnectVersion("1.2")
+		pub.Receipted("SEND\ndestination:/topic/hb", "m", "r")
+		p.ExpectMessage("m")
+		times := p.BeatArrivals(2500 * time.Millisecond)
 		// Loaded-machine slack; no beats at all leaves 2.5s of silence.
 		if longest, _ := gaps(times); longest > 2*500*time.Millisecond+500*time.Millisecond {
 			t.Errorf("longest silence after a message %v, want at most 500ms", longest)
@@ -158,9 +124,9 @@ func TestProtocolHeartBeatTimeout(t *testing.T) {
 	t.Run("silent client is closed", func(t *testing.T) {
 		const promised = 300 * time.Millisecond
 		p := newPeer(t, b, "silent")
-		p.connect("1.2", "heart-beat:300,0")
+		p.ConnectVersion("1.2", "heart-beat:300,0")
 		start := time.Now()
-		p.expectError("heart-beat timeout", "")
+		p.ExpectError("heart-beat timeout", "")
 		took := time.Since(start)
 		// Tolerant (well past the interval max(300ms, 500ms)), but within
 		// twice it plus a second, with slack for a loaded machine: the
@@ -174,10 +140,10 @@ func TestProtocolHeartBeatTimeout(t *testing.T) {
 	})
 	t.Run("silent after some traffic", func(t *testing.T) {
 		p := newPeer(t, b, "silent-later")
-		p.connect("1.2", "heart-beat:300,0")
-		p.receipted("SEND\ndestination:/topic/x", "", "r")
+		p.ConnectVersion("1.2", "heart-beat:300,0")
+		p.Receipted("SEND\ndestination:/topic/x", "", "r")
 		start := time.Now()
-		p.expectError("heart-beat timeout", "")
+		p.ExpectError("heart-beat timeout", "")
 		if took, window := time.Since(start), 2*broker+time.Second; took > window+4*time.Second {
 			t.Errorf("closed after %v, want about %v", took, window)
 		}
@@ -185,36 +151,36 @@ func TestProtocolHeartBeatTimeout(t *testing.T) {
 	})
 	t.Run("a beating client stays", func(t *testing.T) {
 		p := newPeer(t, b, "beating")
-		p.connect("1.2", "heart-beat:300,0")
+		p.ConnectVersion("1.2", "heart-beat:300,0")
 		for i := range 12 { // 3.6s, well past the 2s window
 			time.Sleep(300 * time.Millisecond)
 			if i%2 == 0 {
-				p.send("\n")
+				p.Send("\n")
 			} else {
-				p.send("\r\n")
+				p.Send("\r\n")
 			}
 		}
-		p.receipted("SEND\ndestination:/topic/x", "", "alive")
+		p.Receipted("SEND\ndestination:/topic/x", "", "alive")
 	})
 	t.Run("frames count as beats", func(t *testing.T) {
 		p := newPeer(t, b, "chatty")
-		p.connect("1.2", "heart-beat:300,0")
+		p.ConnectVersion("1.2", "heart-beat:300,0")
 		for i := range 12 {
 			time.Sleep(300 * time.Millisecond)
-			p.send("SEND\ndestination:/topic/x\n\n" + strings.Repeat("x", i) + "\x00")
+			p.Send("SEND\ndestination:/topic/x\n\n" + strings.Repeat("x", i) + "\x00")
 		}
-		p.receipted("SEND\ndestination:/topic/x", "", "alive")
+		p.Receipted("SEND\ndestination:/topic/x", "", "alive")
 	})
 }
 
 func TestProtocolHeartBeatOff(t *testing.T) {
 	b := brokertest.Start(t, "--heart-beat", "0")
 	p := newPeer(t, b, "client")
-	f := p.connect("1.2", "heart-beat:300,300")
+	f := p.ConnectVersion("1.2", "heart-beat:300,300")
 	header(t, f, frame.HeartBeat, "0,0")
-	if times := p.beatArrivals(1500 * time.Millisecond); len(times) > 2 {
+	if times := p.BeatArrivals(1500 * time.Millisecond); len(times) > 2 {
 		t.Errorf("a broker with --heart-beat 0 sent %d heart-beats", len(times)-2)
 	}
 	time.Sleep(1500 * time.Millisecond) // the client promised beats but none were negotiated
-	p.receipted("SEND\ndestination:/topic/x", "", "r")
+	p.Receipted("SEND\ndestination:/topic/x", "", "r")
 }

@@ -117,12 +117,12 @@ func runHostile(t *testing.T, b *brokertest.Broker, tc hostileCase) {
 	switch tc.version {
 	case "none":
 	case "1.0":
-		p.connect("")
+		p.ConnectVersion("")
 	default:
-		p.connect(tc.version)
+		p.ConnectVersion(tc.version)
 	}
-	p.send(tc.input)
-	f := p.expectError(tc.msg, tc.receipt)
+	p.Send(tc.input)
+	f := p.ExpectError(tc.msg, tc.receipt)
 	if strings.ContainsAny(f.Header.Get("message"), "\r\n\x00") {
 		t.Errorf("ERROR message %q contains raw control characters", f.Header.Get("message"))
 	}

@@ -69,29 +69,29 @@ func TestProtocolLimitsRefused(t *testing.T) {
 func TestProtocolLimitsAccepted(t *testing.T) {
 	b := brokertest.Start(t, limitFlags...)
 	sub := newPeer(t, b, "sub")
-	sub.connect("1.2")
-	sub.subscribe("1", "/topic/lim")
-	sub.subscribe("2", "/topic/other")
-	sub.subscribe("3", "/queue/other") // the third: exactly at the limit
+	sub.ConnectVersion("1.2")
+	sub.Subscribe("1", "/topic/lim")
+	sub.Subscribe("2", "/topic/other")
+	sub.Subscribe("3", "/queue/other") // the third: exactly at the limit
 	pub := newPeer(t, b, "pub")
-	pub.connect("1.2")
+	pub.ConnectVersion("1.2")
 
 	body := strings.Repeat("b", 1024)
-	pub.receipted("SEND\ndestination:/topic/lim\ncontent-length:1024", body, "r1")
-	sub.expectMessage(body)
-	pub.receipted("SEND\ndestination:/topic/lim", body, "r2")
-	sub.expectMessage(body)
+	pub.Receipted("SEND\ndestination:/topic/lim\ncontent-length:1024", body, "r1")
+	sub.ExpectMessage(body)
+	pub.Receipted("SEND\ndestination:/topic/lim", body, "r2")
+	sub.ExpectMessage(body)
 	// 8 headers with receipt and destination; a 256-byte line.
-	pub.receipted("SEND\ndestination:/topic/lim\n"+strings.TrimSuffix(headerLines(6), "\n"), "h", "r3")
-	m, _ := sub.expectMessage("h")
+	pub.Receipted("SEND\ndestination:/topic/lim\n"+strings.TrimSuffix(headerLines(6), "\n"), "h", "r3")
+	m, _ := sub.ExpectMessage("h")
 	header(t, m, "h5", "v")
 	long := "x:" + strings.Repeat("y", 254)
-	pub.receipted("SEND\ndestination:/topic/lim\n"+long, "l", "r4")
-	m, _ = sub.expectMessage("l")
+	pub.Receipted("SEND\ndestination:/topic/lim\n"+long, "l", "r4")
+	m, _ = sub.ExpectMessage("l")
 	header(t, m, "x", strings.Repeat("y", 254))
 	// Unsubscribing makes room for another subscription.
-	sub.receipted("UNSUBSCRIBE\nid:2", "", "u")
-	sub.subscribe("4", "/topic/lim2")
+	sub.Receipted("UNSUBSCRIBE\nid:2", "", "u")
+	sub.Subscribe("4", "/topic/lim2")
 }
 
 func TestProtocolDefaultBodyLimit(t *testing.T) {
@@ -99,13 +99,13 @@ func TestProtocolDefaultBodyLimit(t *testing.T) {
 	by := newBystander(t, b)
 	const max = 4 << 20
 	sub := newPeer(t, b, "sub")
-	sub.connect("1.2")
-	sub.subscribe("1", "/topic/big")
+	sub.ConnectVersion("1.2")
+	sub.Subscribe("1", "/topic/big")
 	pub := newPeer(t, b, "pub")
-	pub.connect("1.2")
+	pub.ConnectVersion("1.2")
 	body := strings.Repeat("z", max)
-	pub.receipted("SEND\ndestination:/topic/big\ncontent-length:"+strconv.Itoa(max), body, "big")
-	sub.expectMessage(body)
+	pub.Receipted("SEND\ndestination:/topic/big\ncontent-length:"+strconv.Itoa(max), body, "big")
+	sub.ExpectMessage(body)
 	runHostile(t, b, hostileCase{"4 MiB + 1", "1.2",
 		"SEND\ndestination:/topic/big\nreceipt:r\ncontent-length:" + strconv.Itoa(max+1) + "\n\n", "content-length exceeds the 4194304-byte body limit", "r"})
 	by.check(t)
@@ -141,12 +141,12 @@ func TestProtocolConnectTimeout(t *testing.T) {
 		act  func(p *peer) // what the client does meanwhile (returns quickly)
 	}{
 		{"silent connection", func(p *peer) {}},
-		{"half a CONNECT", func(p *peer) { p.send("CONNECT\naccept-version:1.2\n") }},
+		{"half a CONNECT", func(p *peer) { p.Send("CONNECT\naccept-version:1.2\n") }},
 		{"only heart-beats", func(p *peer) {
 			go func() {
 				for range 8 {
 					time.Sleep(150 * time.Millisecond)
-					if _, err := p.conn.Write([]byte("\n")); err != nil {
+					if _, err := p.Conn.Write([]byte("\n")); err != nil {
 						return
 					}
 				}
@@ -158,7 +158,7 @@ func TestProtocolConnectTimeout(t *testing.T) {
 			p := newPeer(t, b, "slow")
 			start := time.Now()
 			tc.act(p)
-			p.expectError("no CONNECT frame within 1s", "")
+			p.ExpectError("no CONNECT frame within 1s", "")
 			// The broker's 1s timer starts after this dial returned:
 			// never early; late by at most a loaded machine's lag.
 			if took := time.Since(start); took < 900*time.Millisecond || took > 2*time.Second+3*time.Second {
@@ -170,9 +170,9 @@ func TestProtocolConnectTimeout(t *testing.T) {
 	t.Run("CONNECT in time lifts the deadline", func(t *testing.T) {
 		p := newPeer(t, b, "prompt")
 		time.Sleep(500 * time.Millisecond)
-		p.connect("1.2")
+		p.ConnectVersion("1.2")
 		time.Sleep(1500 * time.Millisecond)
-		p.receipted("SEND\ndestination:/topic/x", "still connected", "r")
+		p.Receipted("SEND\ndestination:/topic/x", "still connected", "r")
 	})
 }
 
@@ -208,11 +208,11 @@ func TestProtocolLimitsApplyToClientsOnly(t *testing.T) {
 				t.Skip(tc.skip)
 			}
 			body := "full-" + strconv.Itoa(i)
-			pub := vp.pubs[tc.from].in(t)
-			pub.send("SEND\ndestination:/topic/full\n" + tc.headers + "\n" + body + "\x00")
-			pub.expect(frame.RECEIPT)
+			pub := vp.pubs[tc.from].In(t)
+			pub.Send("SEND\ndestination:/topic/full\n" + tc.headers + "\n" + body + "\x00")
+			pub.ExpectWire(frame.RECEIPT)
 			for _, v := range []string{"1.0", "1.1", "1.2"} {
-				m, _ := vp.subs[v].in(t).expectMessage(body)
+				m, _ := vp.subs[v].In(t).ExpectMessage(body)
 				tc.check(t, v, m)
 			}
 		})

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/stomp-broker/stomp-broker/internal/brokertest"
+	"github.com/stomp-broker/stomp-broker/stompwire"
 )
 
 // The protocol conformance suite: raw frames against the real binary, one
@@ -46,8 +47,8 @@ func TestProtocolVersionNegotiation(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newPeer(t, b, "client")
-			p.send(tc.connect)
-			f, _ := p.expect(frame.CONNECTED)
+			p.Send(tc.connect)
+			f, _ := p.ExpectWire(frame.CONNECTED)
 			header(t, f, frame.Version, tc.version)
 			if f.Header.Get(frame.Session) == "" {
 				t.Errorf("CONNECTED has no session header")
@@ -58,13 +59,13 @@ func TestProtocolVersionNegotiation(t *testing.T) {
 			if tc.version != "1.0" {
 				header(t, f, frame.HeartBeat, "0,0")
 			}
-			p.adopt(f)
+			p.Adopt(f)
 			// The session works in the negotiated version.
-			p.receipted("SEND\ndestination:/topic/negotiated", "x", "r1")
-			p.send("DISCONNECT\nreceipt:bye\n\n\x00")
-			r, _ := p.expect(frame.RECEIPT)
+			p.Receipted("SEND\ndestination:/topic/negotiated", "x", "r1")
+			p.Send("DISCONNECT\nreceipt:bye\n\n\x00")
+			r, _ := p.ExpectWire(frame.RECEIPT)
 			header(t, r, frame.ReceiptId, "bye")
-			p.expectClosed()
+			p.ExpectClosed()
 		})
 	}
 }
@@ -75,8 +76,8 @@ func TestProtocolNoCommonVersion(t *testing.T) {
 	for _, accept := range []string{"2.0", "2.0,2.1", "1.3", " "} {
 		t.Run(accept, func(t *testing.T) {
 			p := newPeer(t, b, "client")
-			p.send("CONNECT\naccept-version:" + accept + "\nhost:h\n\n\x00")
-			f := p.expectError("unsupported protocol version", "")
+			p.Send("CONNECT\naccept-version:" + accept + "\nhost:h\n\n\x00")
+			f := p.ExpectError("unsupported protocol version", "")
 			header(t, f, frame.Version, "1.0,1.1,1.2")
 			if !bytes.Contains(f.Body, []byte("1.0, 1.1 and 1.2")) {
 				t.Errorf("ERROR body %q does not say which versions the broker speaks", f.Body)
@@ -101,11 +102,11 @@ func connectVersionPeers(t *testing.T, b *brokertest.Broker, dest string) *versi
 			accept = "" // a real 1.0 client sends no accept-version
 		}
 		sub := newPeer(t, b, "sub"+v)
-		sub.connect(accept)
-		sub.subscribe("s"+strings.ReplaceAll(v, ".", ""), dest)
+		sub.ConnectVersion(accept)
+		sub.Subscribe("s"+strings.ReplaceAll(v, ".", ""), dest)
 		vp.subs[v] = sub
 		pub := newPeer(t, b, "pub"+v)
-		pub.connect(accept)
+		pub.ConnectVersion(accept)
 		vp.pubs[v] = pub
 	}
 	return vp
@@ -154,9 +155,9 @@ func TestProtocolHeaderEscaping(t *testing.T) {
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			body := "esc-" + strings.Repeat("!", i)
-			vp.pubs[tc.from].in(t).receipted("SEND\ndestination:/topic/esc\n"+tc.line, body, "r")
+			vp.pubs[tc.from].In(t).Receipted("SEND\ndestination:/topic/esc\n"+tc.line, body, "r")
 			for _, v := range []string{"1.0", "1.1", "1.2"} {
-				f, wire := vp.subs[v].in(t).expectMessage(body)
+				f, wire := vp.subs[v].In(t).ExpectMessage(body)
 				lines := wireHeaders(wire)
 				want := tc.wire[v]
 				name, _, _ := strings.Cut(tc.line, ":")
@@ -187,17 +188,17 @@ func TestProtocolHeaderEscaping(t *testing.T) {
 func TestProtocolMessageHeaders(t *testing.T) {
 	b := brokertest.Start(t, "--heart-beat", "0")
 	sub := newPeer(t, b, "sub")
-	sub.connect("1.2")
-	sub.subscribe("my-sub", "/topic/h")
-	sub.subscribe("other", "/topic/h2")
+	sub.ConnectVersion("1.2")
+	sub.Subscribe("my-sub", "/topic/h")
+	sub.Subscribe("other", "/topic/h2")
 	pub := newPeer(t, b, "pub")
-	pub.connect("1.2")
+	pub.ConnectVersion("1.2")
 
 	t.Run("required headers and content-length", func(t *testing.T) {
-		sub.in(t)
-		pub.in(t)
-		pub.receipted("SEND\ndestination:/topic/h", "no length given", "r1")
-		f, wire := sub.expectMessage("no length given")
+		sub.In(t)
+		pub.In(t)
+		pub.Receipted("SEND\ndestination:/topic/h", "no length given", "r1")
+		f, wire := sub.ExpectMessage("no length given")
 		header(t, f, frame.Destination, "/topic/h")
 		header(t, f, frame.Subscription, "my-sub")
 		header(t, f, frame.ContentLength, "15")
@@ -212,24 +213,24 @@ func TestProtocolMessageHeaders(t *testing.T) {
 		}
 	})
 	t.Run("message ids are unique", func(t *testing.T) {
-		sub.in(t)
-		pub.in(t)
-		pub.send("SEND\ndestination:/topic/h\n\na\x00SEND\ndestination:/topic/h\n\nb\x00")
-		f1, _ := sub.expectMessage("a")
-		f2, _ := sub.expectMessage("b")
+		sub.In(t)
+		pub.In(t)
+		pub.Send("SEND\ndestination:/topic/h\n\na\x00SEND\ndestination:/topic/h\n\nb\x00")
+		f1, _ := sub.ExpectMessage("a")
+		f2, _ := sub.ExpectMessage("b")
 		if f1.Header.Get(frame.MessageId) == f2.Header.Get(frame.MessageId) {
 			t.Errorf("two messages share message-id %q", f1.Header.Get(frame.MessageId))
 		}
 	})
 	t.Run("custom headers pass through untouched", func(t *testing.T) {
-		sub.in(t)
-		pub.in(t)
+		sub.In(t)
+		pub.In(t)
 		custom := []string{
 			"content-type:application/json;charset=utf-8", "x-trace-id:abc-123", "persistent:true",
 			"priority:9", "reply-to:/queue/replies", "expires:0", "correlation-id:c1", "X-Case:Sensitive",
 		}
-		pub.receipted("SEND\ndestination:/topic/h\n"+strings.Join(custom, "\n"), `{"k":1}`, "r2")
-		f, wire := sub.expectMessage(`{"k":1}`)
+		pub.Receipted("SEND\ndestination:/topic/h\n"+strings.Join(custom, "\n"), `{"k":1}`, "r2")
+		f, wire := sub.ExpectMessage(`{"k":1}`)
 		lines := wireHeaders(wire)
 		for _, h := range custom {
 			if !hasLine(lines, escapeValue(h)) {
@@ -239,38 +240,38 @@ func TestProtocolMessageHeaders(t *testing.T) {
 		header(t, f, frame.ContentType, "application/json;charset=utf-8")
 	})
 	t.Run("first of repeated headers wins, all are kept in order", func(t *testing.T) {
-		sub.in(t)
-		pub.in(t)
-		pub.receipted("SEND\ndestination:/topic/h\nx:first\nx:second\nx:third", "rep", "r3")
-		f, _ := sub.expectMessage("rep")
+		sub.In(t)
+		pub.In(t)
+		pub.Receipted("SEND\ndestination:/topic/h\nx:first\nx:second\nx:third", "rep", "r3")
+		f, _ := sub.ExpectMessage("rep")
 		if got := f.Header.GetAll("x"); strings.Join(got, ",") != "first,second,third" {
 			t.Errorf("MESSAGE x headers %q, want first,second,third in order", got)
 		}
 	})
 	t.Run("first destination routes", func(t *testing.T) {
-		sub.in(t)
-		pub.in(t)
-		pub.receipted("SEND\ndestination:/topic/h2\ndestination:/topic/h", "dest", "r4")
-		f, _ := sub.expectMessage("dest")
+		sub.In(t)
+		pub.In(t)
+		pub.Receipted("SEND\ndestination:/topic/h2\ndestination:/topic/h", "dest", "r4")
+		f, _ := sub.ExpectMessage("dest")
 		header(t, f, frame.Subscription, "other")
 		header(t, f, frame.Destination, "/topic/h2")
-		sub.expectNothing(200 * time.Millisecond)
+		sub.ExpectNothing(200 * time.Millisecond)
 	})
 	t.Run("first content-length counts", func(t *testing.T) {
-		sub.in(t)
-		pub.in(t)
-		pub.receipted("SEND\ndestination:/topic/h\ncontent-length:3\ncontent-length:1", "a\x00c", "r5")
-		f, _ := sub.expectMessage("a\x00c")
+		sub.In(t)
+		pub.In(t)
+		pub.Receipted("SEND\ndestination:/topic/h\ncontent-length:3\ncontent-length:1", "a\x00c", "r5")
+		f, _ := sub.ExpectMessage("a\x00c")
 		header(t, f, frame.ContentLength, "3")
 	})
 	t.Run("a SEND cannot forge broker headers", func(t *testing.T) {
-		sub.in(t)
-		pub.in(t)
-		pub.receipted("SEND\ndestination:/topic/h\nmessage-id:forged\nsubscription:forged\nack:forged\nredelivered:true\ncontent-length:6", "forged", "r6")
-		f, wire := sub.expectMessage("forged")
-		for _, h := range []string{frame.MessageId, frame.Subscription, frame.Ack, "redelivered"} {
+		sub.In(t)
+		pub.In(t)
+		pub.Receipted("SEND\ndestination:/topic/h\nmessage-id:forged\nsubscription:forged\nack:forged\nredelivered:true\ncontent-length:6", "forged", "r6")
+		f, wire := sub.ExpectMessage("forged")
+		for _, h := range []string{frame.MessageId, frame.Subscription, frame.Ack, stompwire.HeaderRedelivered} {
 			for _, v := range f.Header.GetAll(h) {
-				if v == "forged" || (h == "redelivered" && v == "true") {
+				if v == "forged" || (h == stompwire.HeaderRedelivered && v == "true") {
 					t.Errorf("the publisher's %s header reached the subscriber: %q", h, wire)
 				}
 			}
@@ -311,12 +312,12 @@ func TestProtocolBodies(t *testing.T) {
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			rid := "b" + strings.Repeat("x", i)
-			pub := vp.pubs[tc.from].in(t)
-			pub.send("SEND\ndestination:/topic/body\nreceipt:" + rid + "\n" + tc.send)
-			r, _ := pub.expect(frame.RECEIPT)
+			pub := vp.pubs[tc.from].In(t)
+			pub.Send("SEND\ndestination:/topic/body\nreceipt:" + rid + "\n" + tc.send)
+			r, _ := pub.ExpectWire(frame.RECEIPT)
 			header(t, r, frame.ReceiptId, rid)
 			for _, v := range []string{"1.0", "1.1", "1.2"} {
-				f, _ := vp.subs[v].in(t).expectMessage(tc.body)
+				f, _ := vp.subs[v].In(t).ExpectMessage(tc.body)
 				header(t, f, frame.ContentLength, strconv.Itoa(len(tc.body)))
 			}
 		})
@@ -326,54 +327,54 @@ func TestProtocolBodies(t *testing.T) {
 func TestProtocolLineEnds(t *testing.T) {
 	b := brokertest.Start(t, "--heart-beat", "0")
 	sub := newPeer(t, b, "sub")
-	sub.connect("1.2")
-	sub.subscribe("1", "/topic/eol")
+	sub.ConnectVersion("1.2")
+	sub.Subscribe("1", "/topic/eol")
 
 	t.Run("CR LF throughout a 1.2 session", func(t *testing.T) {
-		sub.in(t)
+		sub.In(t)
 		p := newPeer(t, b, "crlf")
-		p.send("STOMP\r\naccept-version:1.2\r\nhost:h\r\n\r\n\x00\r\n")
-		f, _ := p.expect(frame.CONNECTED)
-		p.adopt(f)
-		p.send("SEND\r\ndestination:/topic/eol\r\nx:y\r\nreceipt:r\r\n\r\nbody\r\n\x00\r\n")
-		r, _ := p.expect(frame.RECEIPT)
+		p.Send("STOMP\r\naccept-version:1.2\r\nhost:h\r\n\r\n\x00\r\n")
+		f, _ := p.ExpectWire(frame.CONNECTED)
+		p.Adopt(f)
+		p.Send("SEND\r\ndestination:/topic/eol\r\nx:y\r\nreceipt:r\r\n\r\nbody\r\n\x00\r\n")
+		r, _ := p.ExpectWire(frame.RECEIPT)
 		header(t, r, frame.ReceiptId, "r")
-		m, _ := sub.expectMessage("body\r\n")
+		m, _ := sub.ExpectMessage("body\r\n")
 		header(t, m, "x", "y")
 		header(t, m, frame.Destination, "/topic/eol")
 	})
 	t.Run("any number of EOLs between frames", func(t *testing.T) {
-		sub.in(t)
+		sub.In(t)
 		p := newPeer(t, b, "eols")
-		p.send("\n\n\r\nCONNECT\naccept-version:1.2\nhost:h\n\n\x00\n\n\n")
-		f, _ := p.expect(frame.CONNECTED)
-		p.adopt(f)
-		p.send("\r\n\nSEND\ndestination:/topic/eol\n\none\x00\n\r\n\n\nSEND\ndestination:/topic/eol\n\ntwo\x00SEND\ndestination:/topic/eol\n\nthree\x00\r\n")
-		p.send("\n\n\n")
-		p.receipted("SEND\ndestination:/topic/eol", "four", "r")
+		p.Send("\n\n\r\nCONNECT\naccept-version:1.2\nhost:h\n\n\x00\n\n\n")
+		f, _ := p.ExpectWire(frame.CONNECTED)
+		p.Adopt(f)
+		p.Send("\r\n\nSEND\ndestination:/topic/eol\n\none\x00\n\r\n\n\nSEND\ndestination:/topic/eol\n\ntwo\x00SEND\ndestination:/topic/eol\n\nthree\x00\r\n")
+		p.Send("\n\n\n")
+		p.Receipted("SEND\ndestination:/topic/eol", "four", "r")
 		for _, body := range []string{"one", "two", "three", "four"} {
-			sub.expectMessage(body)
+			sub.ExpectMessage(body)
 		}
 	})
 	t.Run("EOLs between frames in 1.1 and 1.0", func(t *testing.T) {
-		sub.in(t)
+		sub.In(t)
 		for _, v := range []string{"1.1", ""} {
 			p := newPeer(t, b, "eols-"+v)
-			p.connect(v)
-			p.send("\n\n\nSEND\ndestination:/topic/eol\n\nv" + v + "\x00\n\n")
-			p.receipted("\nSEND\ndestination:/topic/eol", "end"+v, "r")
-			sub.expectMessage("v" + v)
-			sub.expectMessage("end" + v)
+			p.ConnectVersion(v)
+			p.Send("\n\n\nSEND\ndestination:/topic/eol\n\nv" + v + "\x00\n\n")
+			p.Receipted("\nSEND\ndestination:/topic/eol", "end"+v, "r")
+			sub.ExpectMessage("v" + v)
+			sub.ExpectMessage("end" + v)
 		}
 	})
 	t.Run("a frame split into single bytes", func(t *testing.T) {
-		sub.in(t)
+		sub.In(t)
 		p := newPeer(t, b, "bytes")
-		p.connect("1.2")
+		p.ConnectVersion("1.2")
 		for _, c := range []byte("SEND\r\ndestination:/topic/eol\r\ncontent-length:3\r\n\r\na\x00b\x00") {
-			p.send(string([]byte{c}))
+			p.Send(string([]byte{c}))
 		}
-		sub.expectMessage("a\x00b")
+		sub.ExpectMessage("a\x00b")
 	})
 }
 
@@ -389,8 +390,8 @@ func TestProtocolAuthentication(t *testing.T) {
 	b := brokertest.Start(t, "--heart-beat", "0", "--users", users)
 	t.Run("right passcode", func(t *testing.T) {
 		p := newPeer(t, b, "alice")
-		p.connect("1.2", "login:alice", "passcode:s3cret")
-		p.receipted("SEND\ndestination:/topic/auth", "in", "r")
+		p.ConnectVersion("1.2", "login:alice", "passcode:s3cret")
+		p.Receipted("SEND\ndestination:/topic/auth", "in", "r")
 	})
 	by := newBystander(t, b, "login:alice", "passcode:s3cret")
 	for _, tc := range []struct{ name, connect string }{
@@ -401,8 +402,8 @@ func TestProtocolAuthentication(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newPeer(t, b, "intruder")
-			p.send(tc.connect)
-			p.expectError("access denied", "")
+			p.Send(tc.connect)
+			p.ExpectError("access denied", "")
 			by.check(t)
 		})
 	}

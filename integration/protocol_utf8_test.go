@@ -20,10 +20,10 @@ func TestInvalidUTF8DestinationWithMetrics(t *testing.T) {
 	by := newBystander(t, b)
 	for i, dest := range []string{"/queue/\xff\xfe", "/topic/\xff\xfe", "/queue/ok\xc3"} {
 		p := newPeer(t, b, "hostile")
-		p.connect("1.2")
+		p.ConnectVersion("1.2")
 		receipt := "bad-" + strconv.Itoa(i)
-		p.send("SEND\nreceipt:" + receipt + "\ndestination:" + dest + "\n\nboom\x00")
-		p.expectError(`header "destination" is not valid UTF-8`, receipt)
+		p.Send("SEND\nreceipt:" + receipt + "\ndestination:" + dest + "\n\nboom\x00")
+		p.ExpectError(`header "destination" is not valid UTF-8`, receipt)
 		by.check(t)
 	}
 	if b.Exited() {

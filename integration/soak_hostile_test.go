@@ -59,10 +59,10 @@ func TestHostileSoak(t *testing.T) {
 	// clients mutate, so no garbage can take their messages.
 	topic, queue := fmt.Sprintf("/topic/good-%d", seed&0xffff), fmt.Sprintf("/queue/good-%d", seed&0xffff)
 	sub, pub := newPeer(t, b, "good-sub"), newPeer(t, b, "good-pub")
-	sub.connect("1.2")
-	pub.connect("1.2")
-	sub.subscribe("t", topic)
-	sub.subscribe("q", queue, "ack:client-individual")
+	sub.ConnectVersion("1.2")
+	pub.ConnectVersion("1.2")
+	sub.Subscribe("t", topic)
+	sub.Subscribe("q", queue, "ack:client-individual")
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -98,17 +98,17 @@ func TestHostileSoak(t *testing.T) {
 	rounds := 0
 	for deadline := time.Now().Add(dur); time.Now().Before(deadline); rounds++ {
 		tb, qb := fmt.Sprintf("t-%d", rounds), fmt.Sprintf("q-%d", rounds)
-		pub.send("SEND\ndestination:" + topic + "\n\n" + tb + "\x00")
-		pub.receipted("SEND\ndestination:"+queue, qb, "r-"+strconv.Itoa(rounds))
+		pub.Send("SEND\ndestination:" + topic + "\n\n" + tb + "\x00")
+		pub.Receipted("SEND\ndestination:"+queue, qb, "r-"+strconv.Itoa(rounds))
 		want := map[string]bool{tb: true, qb: true}
 		for len(want) > 0 {
-			f, wire := sub.expect(frame.MESSAGE)
+			f, wire := sub.ExpectWire(frame.MESSAGE)
 			if !want[string(f.Body)] {
 				t.Fatalf("round %d: good subscriber got %q, want %v\n%q", rounds, f.Body, want, wire)
 			}
 			delete(want, string(f.Body))
 			if f.Header.Get(frame.Subscription) == "q" {
-				sub.send("ACK\nid:" + f.Header.Get(frame.Ack) + "\n\n\x00")
+				sub.Send("ACK\nid:" + f.Header.Get(frame.Ack) + "\n\n\x00")
 			}
 		}
 	}
@@ -117,8 +117,8 @@ func TestHostileSoak(t *testing.T) {
 	t.Logf("%d good rounds; %d hostile connections sent %d hostile frames", rounds, conns, frames)
 
 	// A last round trip after the storm, then the parent's health.
-	pub.receipted("SEND\ndestination:"+topic, "after", "last")
-	sub.expectMessage("after")
+	pub.Receipted("SEND\ndestination:"+topic, "after", "last")
+	sub.ExpectMessage("after")
 	if b.Exited() {
 		t.Fatalf("the parent exited:\n%s", b.Logs())
 	}

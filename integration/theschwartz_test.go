@@ -20,6 +20,7 @@ import (
 
 	"github.com/stomp-broker/stomp-broker/internal/brokertest"
 	"github.com/stomp-broker/stomp-broker/internal/poll"
+	"github.com/stomp-broker/stomp-broker/stompwire"
 )
 
 // The TheSchwartz tests run the broker with --store theschwartz:... and
@@ -201,9 +202,9 @@ func TestTheSchwartzPerlInsertsSTOMPConsumes(t *testing.T) {
 		got := map[int64]*frame.Frame{}
 		for len(got) < 3 {
 			m := r.Expect(frame.MESSAGE)
-			id, err := strconv.ParseInt(m.Header.Get("theschwartz-jobid"), 10, 64)
+			id, err := strconv.ParseInt(m.Header.Get(stompwire.HeaderTheSchwartzJobID), 10, 64)
 			if err != nil || got[id] != nil {
-				t.Fatalf("MESSAGE with theschwartz-jobid %q: %v", m.Header.Get("theschwartz-jobid"), err)
+				t.Fatalf("MESSAGE with theschwartz-jobid %q: %v", m.Header.Get(stompwire.HeaderTheSchwartzJobID), err)
 			}
 			got[id] = m
 		}
@@ -214,15 +215,15 @@ func TestTheSchwartzPerlInsertsSTOMPConsumes(t *testing.T) {
 				t.Errorf("job %d: %s; body %q headers %v", id, what, m.Body, m.Header)
 			}
 		}
-		check(plain, "plain arg", string(got[plain].Body) == "photo-1.jpg" && got[plain].Header.Get("theschwartz-arg") == "bytes")
-		check(frozen, "Storable arg", got[frozen].Header.Get("theschwartz-arg") == "storable" &&
+		check(plain, "plain arg", string(got[plain].Body) == "photo-1.jpg" && got[plain].Header.Get(stompwire.HeaderTheSchwartzArg) == "bytes")
+		check(frozen, "Storable arg", got[frozen].Header.Get(stompwire.HeaderTheSchwartzArg) == "storable" &&
 			bytes.HasPrefix(got[frozen].Body, []byte{0x05}) && bytes.Contains(got[frozen].Body, []byte("photo-2.jpg")))
 		check(keyed, "columns as headers", string(got[keyed].Body) == "photo-3.jpg" &&
-			got[keyed].Header.Get("uniqkey") == "photo-3" && got[keyed].Header.Get("priority") == "5" &&
-			got[keyed].Header.Get("coalesce") == "photos")
+			got[keyed].Header.Get(stompwire.HeaderUniqKey) == "photo-3" && got[keyed].Header.Get(stompwire.HeaderPriority) == "5" &&
+			got[keyed].Header.Get(stompwire.HeaderCoalesce) == "photos")
 		for id, m := range got {
-			check(id, "funcname header, first delivery", m.Header.Get("theschwartz-funcname") == fn &&
-				m.Header.Get("redelivered") == "" && m.Header.Get("delivery-count") == "1")
+			check(id, "funcname header, first delivery", m.Header.Get(stompwire.HeaderTheSchwartzFuncname) == fn &&
+				m.Header.Get(stompwire.HeaderRedelivered) == "" && m.Header.Get(stompwire.HeaderDeliveryCount) == "1")
 		}
 		for _, m := range got {
 			rawAck(r, "ACK", m)
@@ -252,17 +253,17 @@ func TestTheSchwartzSTOMPProducerPerlWorker(t *testing.T) {
 		dest := "/queue/" + fn
 		r := b.Raw(t)
 		r.Connect()
-		rawSend(t, r, dest, "hello perl", "persistent", "true")
-		if f := rawSend(t, r, dest, "keyed", "persistent", "true", "uniqkey", "k-1", "priority", "3", "coalesce", "example.com"); f.Header.Get("coalesced") != "" {
+		rawSend(t, r, dest, "hello perl", stompwire.HeaderPersistent, "true")
+		if f := rawSend(t, r, dest, "keyed", stompwire.HeaderPersistent, "true", stompwire.HeaderUniqKey, "k-1", stompwire.HeaderPriority, "3", stompwire.HeaderCoalesce, "example.com"); f.Header.Get(stompwire.HeaderCoalesced) != "" {
 			t.Fatal("first SEND with a uniqkey reported coalesced")
 		}
-		if f := rawSend(t, r, dest, "keyed twice", "persistent", "true", "uniqkey", "k-1"); f.Header.Get("coalesced") != "true" {
+		if f := rawSend(t, r, dest, "keyed twice", stompwire.HeaderPersistent, "true", stompwire.HeaderUniqKey, "k-1"); f.Header.Get(stompwire.HeaderCoalesced) != "true" {
 			t.Fatal("SEND with a pending uniqkey not reported coalesced")
 		}
 		runAfter := time.Now().Unix() + 2
-		rawSend(t, r, dest, "later", "persistent", "true", "run_after", strconv.FormatInt(runAfter, 10))
+		rawSend(t, r, dest, "later", stompwire.HeaderPersistent, "true", stompwire.HeaderRunAfter, strconv.FormatInt(runAfter, 10))
 		binary := "line one\nline\x00two\xff"
-		rawSend(t, r, dest, binary, "persistent", "true")
+		rawSend(t, r, dest, binary, stompwire.HeaderPersistent, "true")
 
 		jobs := site.perl(t, "work", fn, "timeout=30")
 		byArg := map[string]map[string]any{}
@@ -309,7 +310,7 @@ func TestTheSchwartzNackIsFailure(t *testing.T) {
 		r.Connect()
 		rawSubscribe(t, r, "1", "/queue/"+fn, "client-individual")
 		m := r.Expect(frame.MESSAGE)
-		if m.Header.Get("delivery-count") != "1" {
+		if m.Header.Get(stompwire.HeaderDeliveryCount) != "1" {
 			t.Fatalf("first delivery: %v", m.Header)
 		}
 		nacked := time.Now()
@@ -324,8 +325,8 @@ func TestTheSchwartzNackIsFailure(t *testing.T) {
 		if waited := time.Since(nacked); waited < time.Second {
 			t.Errorf("retried after %v, before the 1s redelivery delay", waited)
 		}
-		if m.Header.Get("redelivered") != "true" || m.Header.Get("delivery-count") != "2" ||
-			m.Header.Get("theschwartz-last-error") == "" || string(m.Body) != "flaky job" {
+		if m.Header.Get(stompwire.HeaderRedelivered) != "true" || m.Header.Get(stompwire.HeaderDeliveryCount) != "2" ||
+			m.Header.Get(stompwire.HeaderTheSchwartzLastError) == "" || string(m.Body) != "flaky job" {
 			t.Fatalf("retry: body %q headers %v", m.Body, m.Header)
 		}
 		rawAck(r, "NACK", m)
@@ -346,8 +347,8 @@ func TestTheSchwartzNackIsFailure(t *testing.T) {
 		}
 		rawSubscribe(t, r, "2", "/queue/"+fn2, "client-individual")
 		m = r.Expect(frame.MESSAGE)
-		if m.Header.Get("theschwartz-jobid") != strconv.FormatInt(id, 10) || m.Header.Get("delivery-count") != "2" ||
-			m.Header.Get("redelivered") != "true" || m.Header.Get("theschwartz-last-error") != "perl says no" {
+		if m.Header.Get(stompwire.HeaderTheSchwartzJobID) != strconv.FormatInt(id, 10) || m.Header.Get(stompwire.HeaderDeliveryCount) != "2" ||
+			m.Header.Get(stompwire.HeaderRedelivered) != "true" || m.Header.Get(stompwire.HeaderTheSchwartzLastError) != "perl says no" {
 			t.Fatalf("job the Perl worker failed: %v", m.Header)
 		}
 		rawAck(r, "ACK", m)
@@ -372,7 +373,7 @@ func TestTheSchwartzCompetingWorkers(t *testing.T) {
 
 		r := b.Raw(t)
 		r.Connect()
-		rawSubscribe(t, r, "1", "/queue/"+fn, "client-individual", "prefetch-count", "2")
+		rawSubscribe(t, r, "1", "/queue/"+fn, "client-individual", stompwire.HeaderPrefetchCount, "2")
 
 		type worker struct {
 			cmd    *exec.Cmd
@@ -415,7 +416,7 @@ func TestTheSchwartzCompetingWorkers(t *testing.T) {
 			if f.Command != frame.MESSAGE {
 				t.Fatalf("got %s: %v", f.Command, f.Header)
 			}
-			id, _ := strconv.ParseInt(f.Header.Get("theschwartz-jobid"), 10, 64)
+			id, _ := strconv.ParseInt(f.Header.Get(stompwire.HeaderTheSchwartzJobID), 10, 64)
 			stompJobs = append(stompJobs, id)
 			time.Sleep(10 * time.Millisecond)
 			rawAck(r, "ACK", f)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-stomp/stomp/v3"
 	"github.com/go-stomp/stomp/v3/frame"
+	"github.com/stomp-broker/stomp-broker/stompwire"
 )
 
 // go-stomp's scenarios, written against its public API the way an
@@ -359,7 +360,7 @@ func gsAckClient(g *gs) error {
 	if err != nil {
 		return err
 	}
-	g.logf("OBS redelivered %q", again[0].Header.Get("redelivered"))
+	g.logf("OBS redelivered %q", again[0].Header.Get(stompwire.HeaderRedelivered))
 	if err := c2.Ack(again[0]); err != nil {
 		return fmt.Errorf("consumer-2: ACK: %w", err)
 	}
@@ -396,7 +397,7 @@ func gsNackRedeliver(g *gs) error {
 	if string(again.Body) != "n1" {
 		return fmt.Errorf("redelivered body %q, want n1", again.Body)
 	}
-	if r := again.Header.Get("redelivered"); r != "true" {
+	if r := again.Header.Get(stompwire.HeaderRedelivered); r != "true" {
 		return fmt.Errorf("redelivered header %q, want \"true\"", r)
 	}
 	if err := c.Ack(again); err != nil {

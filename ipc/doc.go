@@ -91,4 +91,12 @@
 // The parent must survive any bytes a child sends: every decoder here
 // returns an error instead of panicking, and the parent treats an error as
 // "kill that child", never as fatal for itself.
+//
+// # Files
+//
+//   - contract.go: how a parent starts a child (command word, fds, environment, ChildConfig)
+//   - conn.go: Conn — packets on a SEQPACKET socket: batching, fragments, MSG_TRUNC
+//   - record.go: the record framing (kind, length, body) and the record kinds
+//   - messages.go: encoders and decoders of each record's body
+//   - trace.go: the numbered hops --trace logs
 package ipc

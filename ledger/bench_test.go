@@ -7,6 +7,7 @@ import (
 	"github.com/go-stomp/stomp/v3/frame"
 
 	"github.com/stomp-broker/stomp-broker/ipc"
+	"github.com/stomp-broker/stomp-broker/stompwire"
 )
 
 // BenchmarkQueueRoundTrip is the parent's half of one queue message's hot
@@ -18,7 +19,7 @@ func BenchmarkQueueRoundTrip(b *testing.B) {
 	host := &discardHost{}
 	l := New(host, sem, Config{MaxBytes: 1 << 30, Jobs: JobDefaults{MaxRedeliveries: -1}})
 	prod, cons := &fakeConsumer{pid: 1}, &fakeConsumer{pid: 2}
-	f := frame.New(frame.SUBSCRIBE, frame.Id, "1", frame.Destination, "/queue/bench", frame.Ack, "client-individual", "prefetch-count", "1")
+	f := frame.New(frame.SUBSCRIBE, frame.Id, "1", frame.Destination, "/queue/bench", frame.Ack, "client-individual", stompwire.HeaderPrefetchCount, "1")
 	sub := NewSubscription(cons, "1", "/queue/bench", f.Header)
 	l.Subscribe(sub)
 	send := frame.New(frame.SEND, frame.Destination, "/queue/bench", "content-type", "text/plain")

@@ -36,8 +36,9 @@
 //     acks, redelivery, dead-lettering, consumers coming and going, the tick
 //   - durable.go: the bridge to the durable store (Put, Lease, Ack,
 //     Release, DeadLetter, lease renewal)
-//   - jobs.go: job headers (persistent, scheduling, redelivery limits,
-//     backoff, uniqkey, priority), JobDefaults, dead-letter queue naming
+//   - jobs.go: reading the job headers, named in stompwire (persistent,
+//     scheduling, redelivery limits, backoff, uniqkey, priority),
+//     JobDefaults, dead-letter queue naming
 //   - wake.go: the wake-up timer for delayed messages and the store's due
 //     times
 //   - encode.go: the MESSAGE frame a GRANT (and a topic DELIVER) carries

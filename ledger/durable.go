@@ -202,7 +202,7 @@ func (d *durable) putDone(p *producer, seq uint64, msgs []*store.Message, res []
 	d.host.StoreCommitted(took, err)
 	if err != nil {
 		d.log.Error("store: persistent messages not stored", "child_pid", p.c.PID(), "count", len(msgs), "err", err)
-		d.host.TellToClose(p.c, "message not stored: "+err.Error())
+		d.host.TellToClose(p.c, stompwire.ErrTextNotStored(err.Error()))
 		p.waiters = nil // no RECEIPT for what was not stored
 	} else {
 		keep := p.waiters[:0]

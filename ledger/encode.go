@@ -13,7 +13,7 @@ import (
 var skipOnMessage = map[string]bool{
 	frame.Destination: true, frame.MessageId: true, frame.Subscription: true,
 	frame.Ack: true, frame.ContentLength: true, frame.Receipt: true,
-	frame.Transaction: true, "redelivered": true,
+	frame.Transaction: true, stompwire.HeaderRedelivered: true,
 }
 
 // EncodeMessage appends the MESSAGE frame for a SEND in STOMP 1.2 wire
@@ -24,10 +24,10 @@ var skipOnMessage = map[string]bool{
 func EncodeMessage(dst []byte, dest, id string, send *frame.Frame, redelivered bool, deliveries int) []byte {
 	m := frame.New(frame.MESSAGE, frame.Destination, dest, frame.MessageId, id)
 	if redelivered {
-		m.Header.Add("redelivered", "true")
+		m.Header.Add(stompwire.HeaderRedelivered, "true")
 	}
 	if deliveries > 0 {
-		m.Header.Add("delivery-count", strconv.Itoa(deliveries))
+		m.Header.Add(stompwire.HeaderDeliveryCount, strconv.Itoa(deliveries))
 	}
 	for i := 0; i < send.Header.Len(); i++ {
 		k, v := send.Header.GetAt(i)

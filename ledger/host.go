@@ -96,13 +96,13 @@ type Subscription struct {
 // the client's id), destination and the headers that set its credit and
 // acknowledgement (ack, prefetch-count, ack-timeout).
 func NewSubscription(c Consumer, key, dest string, h *frame.Header) *Subscription {
-	prefetch, _ := strconv.Atoi(h.Get("prefetch-count"))
+	prefetch, _ := strconv.Atoi(h.Get(stompwire.HeaderPrefetchCount))
 	ack := h.Get(frame.Ack)
 	sub := &Subscription{
 		c: c, key: key, dest: dest,
-		clientAck: ack == "client" || ack == "client-individual", prefetch: max(prefetch, 1),
+		clientAck: ack == frame.AckClient || ack == frame.AckClientIndividual, prefetch: max(prefetch, 1),
 	}
-	if v := h.Get(HeaderAckTimeout); v != "" {
+	if v := h.Get(stompwire.HeaderAckTimeout); v != "" {
 		if ms, err := strconv.Atoi(v); err == nil && ms > 0 {
 			sub.ackTimeout = time.Duration(ms) * time.Millisecond
 		}

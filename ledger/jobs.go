@@ -1,7 +1,7 @@
 package ledger
 
 import (
-	"fmt"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -10,45 +10,9 @@ import (
 	"github.com/stomp-broker/stomp-broker/stompwire"
 )
 
-// Job-queue headers a producer may put on a SEND to a /queue/. Where
-// ActiveMQ or RabbitMQ has a name for the idea, the same name is used, so
-// client code moves between brokers unchanged.
-const (
-	// HeaderPersistent ("true") asks for the message to be stored durably
-	// (with --store sqlite:... or postgres://...) before the RECEIPT.
-	HeaderPersistent = "persistent"
-	// HeaderScheduledDelay (ActiveMQ) hides the message for that many
-	// milliseconds.
-	HeaderScheduledDelay = "AMQ_SCHEDULED_DELAY"
-	// HeaderMaxRedeliveries: after the first delivery plus this many
-	// redeliveries failed (NACK, consumer lost, ack-timeout), the message
-	// moves to the dead-letter queue /queue/DLQ.<name>.
-	HeaderMaxRedeliveries = "max-redeliveries"
-	// HeaderRedeliveryDelay is the wait in milliseconds before the first
-	// redelivery; it doubles with every further one (exponential backoff).
-	HeaderRedeliveryDelay = "redelivery-delay"
-	// HeaderUniqKey coalesces a SEND with a message of the same key still
-	// pending in the same queue (TheSchwartz's uniqkey).
-	HeaderUniqKey = "uniqkey"
-	// HeaderPriority orders durable messages within a queue (higher first).
-	HeaderPriority = "priority"
-	// HeaderAckTimeout (on SUBSCRIBE) is a lease in milliseconds on every
-	// client-mode delivery: one not acked in time goes back to the queue
-	// and to another consumer; the slow consumer stays connected.
-	HeaderAckTimeout = "ack-timeout"
-)
-
-// Headers the broker adds to MESSAGE frames.
-const (
-	// HeaderRedelivered is "true" on every delivery after a message's first.
-	HeaderRedelivered = "redelivered"
-	// HeaderDeliveryCount counts deliveries, this one included.
-	HeaderDeliveryCount = "delivery-count"
-	// Dead-lettered messages say where they came from and why.
-	HeaderDLQOriginalDestination = "dlq-original-destination"
-	HeaderDLQDeliveryCount       = "dlq-delivery-count"
-	HeaderDLQReason              = "dlq-reason"
-)
+// The job headers a producer may put on a SEND to a queue, and the headers
+// the broker adds to a MESSAGE, are named in stompwire (headers.go):
+// stompwire.HeaderPersistent, stompwire.HeaderScheduledDelay, ...
 
 // JobDefaults are the broker-wide defaults for messages whose SEND does not
 // say otherwise.
@@ -75,10 +39,10 @@ type jobSpec struct {
 // the ERROR frame the producer gets for a malformed one.
 func parseJobSpec(f *frame.Frame, d JobDefaults, now time.Time) (jobSpec, error) {
 	j := jobSpec{
-		persistent:      f.Header.Get(HeaderPersistent) == "true",
+		persistent:      f.Header.Get(stompwire.HeaderPersistent) == "true",
 		maxRedeliveries: d.MaxRedeliveries,
 		redeliveryDelay: d.RedeliveryDelay,
-		uniqKey:         f.Header.Get(HeaderUniqKey),
+		uniqKey:         f.Header.Get(stompwire.HeaderUniqKey),
 	}
 	num := func(name string, min int64) (int64, bool, error) {
 		v, ok := f.Header.Contains(name)
@@ -87,26 +51,26 @@ func parseJobSpec(f *frame.Frame, d JobDefaults, now time.Time) (jobSpec, error)
 		}
 		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 		if err != nil || n < min {
-			return 0, false, fmt.Errorf("bad %s header %q: want a whole number of at least %d", name, v, min)
+			return 0, false, errors.New(stompwire.ErrTextBadWholeNumber(name, v, min))
 		}
 		return n, true, nil
 	}
-	if ms, ok, err := num(HeaderScheduledDelay, 0); err != nil {
+	if ms, ok, err := num(stompwire.HeaderScheduledDelay, 0); err != nil {
 		return j, err
 	} else if ok && ms > 0 {
 		j.notBefore = now.Add(time.Duration(ms) * time.Millisecond)
 	}
-	if n, ok, err := num(HeaderMaxRedeliveries, -1); err != nil {
+	if n, ok, err := num(stompwire.HeaderMaxRedeliveries, -1); err != nil {
 		return j, err
 	} else if ok {
 		j.maxRedeliveries = int(n)
 	}
-	if ms, ok, err := num(HeaderRedeliveryDelay, 0); err != nil {
+	if ms, ok, err := num(stompwire.HeaderRedeliveryDelay, 0); err != nil {
 		return j, err
 	} else if ok {
 		j.redeliveryDelay = time.Duration(ms) * time.Millisecond
 	}
-	if n, ok, err := num(HeaderPriority, -1<<31); err != nil {
+	if n, ok, err := num(stompwire.HeaderPriority, -1<<31); err != nil {
 		return j, err
 	} else if ok {
 		j.priority = int(n)
@@ -146,13 +110,13 @@ func dlqName(queue string) string {
 // often it was delivered and why it failed.
 func deadLetterFrame(send *frame.Frame, queue string, deliveries int, reason string) *frame.Frame {
 	f := frame.New(frame.SEND,
-		HeaderDLQOriginalDestination, queue,
-		HeaderDLQDeliveryCount, strconv.Itoa(deliveries),
-		HeaderDLQReason, reason)
+		stompwire.HeaderDLQOriginalDestination, queue,
+		stompwire.HeaderDLQDeliveryCount, strconv.Itoa(deliveries),
+		stompwire.HeaderDLQReason, reason)
 	for i := 0; i < send.Header.Len(); i++ {
 		k, v := send.Header.GetAt(i)
 		switch k {
-		case HeaderDLQOriginalDestination, HeaderDLQDeliveryCount, HeaderDLQReason, HeaderUniqKey, HeaderScheduledDelay:
+		case stompwire.HeaderDLQOriginalDestination, stompwire.HeaderDLQDeliveryCount, stompwire.HeaderDLQReason, stompwire.HeaderUniqKey, stompwire.HeaderScheduledDelay:
 			continue
 		}
 		f.Header.Add(k, v)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"strconv"
 	"time"
 
 	"github.com/go-stomp/stomp/v3/frame"
@@ -226,7 +225,7 @@ func (l *Ledger) Publish(from Consumer, seq uint64, id, dest string, f *frame.Fr
 	size := frameSize(f)
 	if l.bytes+size > l.maxBytes {
 		l.log.Warn("queue memory limit reached; refusing SEND", "destination", dest, "limit_bytes", l.maxBytes)
-		l.host.TellToClose(from, "queue memory limit reached ("+strconv.FormatInt(l.maxBytes, 10)+" bytes): message to "+dest+" not accepted")
+		l.host.TellToClose(from, stompwire.ErrTextQueueMemoryLimit(l.maxBytes, dest))
 		return
 	}
 	if (job.persistent || l.persistAll) && l.durable != nil {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/stomp-broker/stomp-broker/ipc"
+	"github.com/stomp-broker/stomp-broker/stompwire"
 )
 
 // sendBatch publishes n SENDs to dest (bodies "0".."n-1") as one batch
@@ -99,7 +100,7 @@ func TestLedgerPartialClaimRequeuesTheRestInOrder(t *testing.T) {
 		t.Fatalf("second claim got %s, want 2,3,4", bodies(rs))
 	}
 	for _, r := range rs {
-		if r.hdr.Get("redelivered") != "" {
+		if r.hdr.Get(stompwire.HeaderRedelivered) != "" {
 			t.Fatalf("message %s offered twice but delivered once is flagged redelivered", r.body)
 		}
 	}

@@ -97,7 +97,7 @@ func (tb *testLedger) fakeChild() *fakeConsumer {
 
 func (tb *testLedger) subscribe(t *testing.T, c *fakeConsumer, key, dest, ack string, prefetch int) {
 	t.Helper()
-	f := frame.New(frame.SUBSCRIBE, frame.Id, key, frame.Destination, dest, frame.Ack, ack, "prefetch-count", strconv.Itoa(prefetch))
+	f := frame.New(frame.SUBSCRIBE, frame.Id, key, frame.Destination, dest, frame.Ack, ack, stompwire.HeaderPrefetchCount, strconv.Itoa(prefetch))
 	sub := NewSubscription(c, key, dest, f.Header)
 	c.subs[key] = sub
 	tb.queues.Subscribe(sub)
@@ -259,7 +259,7 @@ func TestLedgerOfferClaimGrantAck(t *testing.T) {
 	}
 	tb.claim(t, cons, ipc.Claim{Slot: off.Slot, Gen: off.Gen, SubID: "1", MessageID: off.MessageID})
 	g := only(t, drain(t, cons), ipc.KindGrant)
-	if g.body != "hello" || g.key != "1" || g.hdr.Get("redelivered") != "" {
+	if g.body != "hello" || g.key != "1" || g.hdr.Get(stompwire.HeaderRedelivered) != "" {
 		t.Fatalf("grant %+v", g)
 	}
 	if v, _ := tb.sem.Value(off.Slot); v != 0 {
@@ -321,8 +321,8 @@ func TestLedgerNackRedeliversFlagged(t *testing.T) {
 		tb.claim(t, cons, ipc.Claim{Slot: off.Slot, Gen: off.Gen, SubID: "1", MessageID: off.MessageID})
 		g := only(t, drain(t, cons), ipc.KindGrant)
 		wantRed := delivery > 1
-		if (g.hdr.Get("redelivered") == "true") != wantRed || g.hdr.Get("delivery-count") != strconv.Itoa(delivery) {
-			t.Fatalf("delivery %d: redelivered=%q delivery-count=%q", delivery, g.hdr.Get("redelivered"), g.hdr.Get("delivery-count"))
+		if (g.hdr.Get(stompwire.HeaderRedelivered) == "true") != wantRed || g.hdr.Get(stompwire.HeaderDeliveryCount) != strconv.Itoa(delivery) {
+			t.Fatalf("delivery %d: redelivered=%q delivery-count=%q", delivery, g.hdr.Get(stompwire.HeaderRedelivered), g.hdr.Get(stompwire.HeaderDeliveryCount))
 		}
 		tb.settle(t, cons, off.MessageID, false)
 	}
@@ -341,7 +341,7 @@ func TestLedgerChildDeathRequeuesWhatItHeld(t *testing.T) {
 	tb.subscribe(t, live, "1", "/queue/a", "auto", 5)
 	var bodies []string
 	for _, g := range takeAll(t, tb, live, "1") {
-		if g.hdr.Get("redelivered") != "true" {
+		if g.hdr.Get(stompwire.HeaderRedelivered) != "true" {
 			t.Fatalf("requeued %q not flagged", g.body)
 		}
 		bodies = append(bodies, g.body)

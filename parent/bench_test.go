@@ -10,6 +10,7 @@ import (
 
 	"github.com/stomp-broker/stomp-broker/ipc"
 	"github.com/stomp-broker/stomp-broker/ledger"
+	"github.com/stomp-broker/stomp-broker/stompwire"
 )
 
 // benchSlots stands in for the semaphore set.
@@ -31,7 +32,7 @@ func BenchmarkQueueRoundTrip(b *testing.B) {
 	bk.queues = ledger.New(ledgerHost{bk}, sem, ledger.Config{MaxBytes: 1 << 30, Jobs: ledger.JobDefaults{MaxRedeliveries: -1}, Log: log})
 	prod := &childProc{pid: 1, out: newOutbox(1 << 30), subs: map[string]*subscription{}}
 	cons := &childProc{pid: 2, out: newOutbox(1 << 30), subs: map[string]*subscription{}}
-	f := frame.New(frame.SUBSCRIBE, frame.Id, "1", frame.Destination, "/queue/bench", frame.Ack, "client-individual", "prefetch-count", "1")
+	f := frame.New(frame.SUBSCRIBE, frame.Id, "1", frame.Destination, "/queue/bench", frame.Ack, "client-individual", stompwire.HeaderPrefetchCount, "1")
 	sub := &subscription{key: "1", dest: "/queue/bench", queue: ledger.NewSubscription(cons, "1", "/queue/bench", f.Header)}
 	cons.subs["1"] = sub
 	bk.queues.Subscribe(sub.queue)

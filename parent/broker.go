@@ -596,7 +596,7 @@ func (b *Broker) handle(ev event) {
 		go b.readChild(c)
 		b.log.Debug("client connected", "client", c.addr, "child_pid", c.pid)
 		if b.stopping {
-			b.tellToClose(c, "broker shutting down")
+			b.tellToClose(c, stompwire.ErrTextShuttingDown)
 		}
 	case evChildRecords:
 		if ev.c.gone {
@@ -715,7 +715,7 @@ func (b *Broker) shutdown() {
 	b.stopping = true
 	b.log.Info("shutting down", "clients", len(b.children))
 	for _, c := range b.children {
-		b.tellToClose(c, "broker shutting down")
+		b.tellToClose(c, stompwire.ErrTextShuttingDown)
 	}
 	deadline := time.NewTimer(b.cfg.ShutdownTimeout)
 	defer deadline.Stop()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stomp-broker/stomp-broker/ipc"
 	"github.com/stomp-broker/stomp-broker/ledger"
+	"github.com/stomp-broker/stomp-broker/stompwire"
 )
 
 // childProc is the parent's view of one child process (one client).
@@ -64,6 +65,6 @@ func (b *Broker) send(c *childProc, records []byte) {
 	b.metrics.countOut(c, records)
 	if !c.out.push(records) {
 		b.log.Warn("slow consumer: disconnecting client", "client", c.addr, "child_pid", c.pid, "pending_bytes", c.out.pending())
-		b.tellToClose(c, "slow consumer: the client is not reading its messages fast enough")
+		b.tellToClose(c, stompwire.ErrTextSlowConsumer)
 	}
 }

@@ -4,9 +4,10 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"strconv"
 	"sync"
 	"time"
+
+	"github.com/stomp-broker/stomp-broker/stompwire"
 )
 
 // Limits are the broker's defences against a connection flood ("fork-bomb
@@ -121,10 +122,10 @@ func (a *admission) admit(ip netip.Addr) (message, reason string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if max := a.limits.MaxClients; max > 0 && a.clients >= max {
-		return "too many clients (limit " + strconv.Itoa(max) + ")", refusedMaxClients
+		return stompwire.ErrTextTooManyClients(max), refusedMaxClients
 	}
 	if max := a.limits.MaxClientsPerIP; max > 0 && a.perIP[ip] >= max {
-		return "too many clients from " + ip.String() + " (limit " + strconv.Itoa(max) + ")", refusedPerIP
+		return stompwire.ErrTextTooManyClientsFrom(ip.String(), max), refusedPerIP
 	}
 	a.clients++
 	a.perIP[ip]++

@@ -273,11 +273,11 @@ func frameRecord(command string, body string, headers ...string) []byte {
 // records no correct child sends.
 func fuzzSeeds() []fuzzScript {
 	hello := ipc.AppendHello(nil, ipc.SessionInfo{Addr: "127.0.0.1:1", Login: "guest", Version: "1.2"})
-	subQ := frameRecord(frame.SUBSCRIBE, "", frame.Id, "1", frame.Destination, "/queue/q", frame.Ack, "client-individual", "prefetch-count", "2", ledger.HeaderAckTimeout, "100")
+	subQ := frameRecord(frame.SUBSCRIBE, "", frame.Id, "1", frame.Destination, "/queue/q", frame.Ack, "client-individual", stompwire.HeaderPrefetchCount, "2", stompwire.HeaderAckTimeout, "100")
 	subT := frameRecord(frame.SUBSCRIBE, "", frame.Id, "2", frame.Destination, "/topic/t")
 	sendQ := frameRecord(frame.SEND, "hello", frame.Destination, "/queue/q", "x-user", "v")
 	sendT := frameRecord(frame.SEND, "news", frame.Destination, "/topic/t")
-	sendJob := frameRecord(frame.SEND, "job", frame.Destination, "/queue/q", ledger.HeaderMaxRedeliveries, "1", ledger.HeaderUniqKey, "k", ledger.HeaderRedeliveryDelay, "100")
+	sendJob := frameRecord(frame.SEND, "job", frame.Destination, "/queue/q", stompwire.HeaderMaxRedeliveries, "1", stompwire.HeaderUniqKey, "k", stompwire.HeaderRedeliveryDelay, "100")
 	sync := ipc.AppendToken(nil, ipc.KindSync, 7)
 	unsub := frameRecord(frame.UNSUBSCRIBE, "", frame.Id, "1")
 	return []fuzzScript{

@@ -70,4 +70,12 @@
 // The implementation is Linux-only and built for amd64 and arm64, the two
 // architectures whose semid64_ds layout and syscall numbers it was checked against.
 // Elsewhere every function returns [ErrNotSupported].
+//
+// # Files
+//
+//   - semaphore.go: the portable API (Set, errors); semaphore_linux.go: semget,
+//     semtimedop and semctl through unix.Syscall; semaphore_other.go: stubs
+//   - semid_linux_*.go: struct semid64_ds per architecture
+//   - record_linux.go: the crash record and the start-up sweep (ipc-clean)
+//   - namespace_linux.go: re-exec into a private IPC namespace
 package semaphore

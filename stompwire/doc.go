@@ -11,9 +11,10 @@
 // parent decodes the forwarded frame with [Parse] again, routes it, and encodes
 // the MESSAGE once, in STOMP 1.2 with [AppendFrame], for every child that gets it
 // (parent/records.go, encodeMessage). A consumer's child does not re-encode it for
-// a 1.2 client: it splices the subscription and ack headers into those bytes. For
-// a 1.0 or 1.1 client it decodes them with [Parse] and encodes the MESSAGE in the
-// client's version with [AppendFrame] (child/session.go, writeMessage).
+// a 1.2 client: it splices the subscription and ack headers into those bytes
+// with [AppendHeader]. For a 1.0 or 1.1 client it decodes them with [Parse] and
+// encodes the MESSAGE in the client's version with [AppendFrame]
+// (child/session.go, writeMessage).
 //
 // # What it decides and what it leaves to the session
 //
@@ -42,4 +43,12 @@
 // human message meant for the `message` header of the ERROR frame the session
 // sends before closing the connection. A protocol error desynchronises the
 // stream: the caller must not try to parse past it.
+//
+// # Files
+//
+//   - parse.go, reader.go: bytes → frames, bounded by limits.go's Limits
+//   - encode.go: frames → bytes, escaping per version (version.go)
+//   - headers.go, destinations.go, errortexts.go: the broker's vocabulary — header
+//     names, destination prefixes, and every ERROR text a client can see
+//   - errors.go, errorframe.go: protocol errors and the ERROR frame built from one
 package stompwire

@@ -41,6 +41,20 @@ func AppendFrame(dst []byte, f *frame.Frame, v Version) []byte {
 	return append(dst, 0)
 }
 
+// AppendHeader appends one header line, name ':' value LF, escaped exactly
+// as [AppendFrame] writes it in a cmd frame of version v. It is for a
+// caller that splices headers into a frame AppendFrame encoded (the child
+// adds subscription and ack to the parent's MESSAGE without re-encoding
+// it); [Encodable] says which headers an unescaped frame can carry. Like
+// AppendFrame it allocates nothing beyond growing dst.
+func AppendHeader(dst []byte, cmd string, v Version, name, value string) []byte {
+	esc := encodingFor(cmd, v)
+	dst = appendEscaped(dst, name, esc)
+	dst = append(dst, ':')
+	dst = appendEscaped(dst, value, esc)
+	return append(dst, '\n')
+}
+
 // AppendHeartBeat appends a heart-beat, a single LF, to dst.
 func AppendHeartBeat(dst []byte) []byte {
 	return append(dst, '\n')

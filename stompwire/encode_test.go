@@ -155,3 +155,23 @@ func TestRelayedLimitsFitReencodedFrames(t *testing.T) {
 		t.Errorf("Limits{}.Relayed() = %+v: defaults not applied first", r)
 	}
 }
+
+// TestAppendHeaderMatchesAppendFrame checks that a header spliced in with
+// AppendHeader is byte for byte the line AppendFrame writes for it, in
+// every version and for frames that are escaped and frames that are not.
+func TestAppendHeaderMatchesAppendFrame(t *testing.T) {
+	values := []string{"", "plain", "id:with\\specials\r\n", "a\\b", "x:y", "cr\r"}
+	for _, cmd := range []string{frame.MESSAGE, frame.CONNECTED} {
+		for _, v := range []Version{V10, V11, V12} {
+			for _, name := range []string{frame.Subscription, "n:\\\n"} {
+				for _, value := range values {
+					want := string(AppendFrame(nil, frame.New(cmd, name, value), v))
+					got := cmd + "\n" + string(AppendHeader(nil, cmd, v, name, value)) + "\n\x00"
+					if got != want {
+						t.Errorf("%s %v %q:%q: AppendHeader gives %q, AppendFrame %q", cmd, v, name, value, got, want)
+					}
+				}
+			}
+		}
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+
+	"github.com/stomp-broker/stomp-broker/stompwire"
 )
 
 // The TheSchwartz store puts STOMP in front of an existing TheSchwartz
@@ -28,46 +30,14 @@ import (
 //	theschwartz_arg.go          Storable sniffing (theschwartz-arg)
 //	theschwartz_housekeeping.go error and exitstatus rows
 
-// MESSAGE headers (in the header block Lease returns) and SEND headers
-// (read by Put) of the TheSchwartz store.
 const (
-	// HeaderTheSchwartzJobID carries the job's jobid (MESSAGE).
-	HeaderTheSchwartzJobID = "theschwartz-jobid"
-	// HeaderTheSchwartzFuncname carries the job's funcname (MESSAGE).
-	HeaderTheSchwartzFuncname = "theschwartz-funcname"
-	// HeaderTheSchwartzArg says how to read the body (MESSAGE): ArgStorable
-	// when the arg is a Perl Storable image (a Perl client inserted a
-	// reference), ArgBytes otherwise.
-	HeaderTheSchwartzArg = "theschwartz-arg"
-	// HeaderTheSchwartzLastError is the message of the job's latest error
-	// row (MESSAGE; only on jobs that failed before), at most
-	// maxLastErrorHeader bytes.
-	HeaderTheSchwartzLastError = "theschwartz-last-error"
-	// HeaderRunAfter is the job's run_after column in unix seconds: on SEND,
-	// the earliest time the job may run (it wins over AMQ_SCHEDULED_DELAY);
-	// on MESSAGE, the stored value.
-	HeaderRunAfter = "run_after"
-	// HeaderCoalesce is the job's coalesce column (SEND and MESSAGE).
-	HeaderCoalesce = "coalesce"
-	// HeaderInsertTime is the job's insert_time column (MESSAGE).
-	HeaderInsertTime = "insert_time"
-	// The uniqkey and priority headers, which the broker already reads,
-	// map onto the columns of the same names.
-	headerUniqKey  = "uniqkey"
-	headerPriority = "priority"
-)
-
-const (
-	// schwartzQueuePrefix: only /queue/ destinations are TheSchwartz
-	// functions.
-	schwartzQueuePrefix = "/queue/"
 	// schwartzMaxVarchar is the VARCHAR(255) of funcname, uniqkey and
 	// coalesce in doc/schema.sql.
 	schwartzMaxVarchar = 255
 	// schwartzMaxErrorMessage bounds the error rows we write: message is a
 	// VARCHAR(255) in doc/schema.sql (TEXT in the PostgreSQL schema).
 	schwartzMaxErrorMessage = 255
-	// maxLastErrorHeader bounds HeaderTheSchwartzLastError: a Perl die
+	// maxLastErrorHeader bounds stompwire.HeaderTheSchwartzLastError: a Perl die
 	// message can be long, and a header line has a size limit.
 	maxLastErrorHeader = 1024
 	// schwartzErrorMaxAge is $TheSchwartz::T_ERRORS_MAX_AGE's default:
@@ -303,7 +273,7 @@ func (s *schwartzStore) Lease(ctx context.Context, queue, owner string, n int, l
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
-	funcname, ok := strings.CutPrefix(queue, schwartzQueuePrefix)
+	funcname, ok := strings.CutPrefix(queue, stompwire.QueuePrefix)
 	if n <= 0 || !ok || funcname == "" {
 		return nil, nil
 	}
@@ -622,7 +592,7 @@ func (s *schwartzStore) Stats(ctx context.Context) ([]QueueStats, error) {
 			if err := rows.Scan(&st.Queue, &st.Stored, &st.Leased); err != nil {
 				return err
 			}
-			st.Queue = schwartzQueuePrefix + st.Queue
+			st.Queue = stompwire.QueuePrefix + st.Queue
 			out = append(out, st)
 		}
 		return rows.Err()

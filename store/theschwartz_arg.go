@@ -2,7 +2,7 @@ package store
 
 // Telling a Perl Storable arg from plain bytes.
 
-// Values of HeaderTheSchwartzArg.
+// Values of stompwire.HeaderTheSchwartzArg.
 const (
 	// ArgStorable: the body is a Perl Storable image (Storable::nfreeze or
 	// freeze output), which TheSchwartz thaws before a Perl worker sees it.
@@ -11,7 +11,7 @@ const (
 	ArgBytes = "bytes"
 )
 
-// argKind is HeaderTheSchwartzArg's value for arg.
+// argKind is stompwire.HeaderTheSchwartzArg's value for arg.
 func argKind(arg []byte) string {
 	if looksLikeStorable(arg) {
 		return ArgStorable

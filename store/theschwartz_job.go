@@ -34,7 +34,7 @@ type schwartzJob struct {
 // that are not a STOMP header block are ignored. It returns a wrapped
 // ErrBadMessage for what TheSchwartz's columns cannot hold.
 func jobFromMessage(m *Message, now time.Time) (schwartzJob, error) {
-	funcname, ok := strings.CutPrefix(m.Queue, schwartzQueuePrefix)
+	funcname, ok := strings.CutPrefix(m.Queue, stompwire.QueuePrefix)
 	if !ok || funcname == "" || len(funcname) > schwartzMaxVarchar {
 		return schwartzJob{}, fmt.Errorf("%w: theschwartz: destination %q is not /queue/<funcname> with a funcname of 1 to %d bytes",
 			ErrBadMessage, m.Queue, schwartzMaxVarchar)
@@ -62,14 +62,14 @@ func jobFromMessage(m *Message, now time.Time) (schwartzJob, error) {
 	if hdr == nil {
 		return j, nil
 	}
-	if v, ok := hdr.Contains(HeaderRunAfter); ok {
+	if v, ok := hdr.Contains(stompwire.HeaderRunAfter); ok {
 		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 		if err != nil || n < 0 || n >= 1<<31 {
-			return j, fmt.Errorf("%w: theschwartz: bad %s header %q: want unix seconds", ErrBadMessage, HeaderRunAfter, v)
+			return j, fmt.Errorf("%w: theschwartz: bad %s header %q: want unix seconds", ErrBadMessage, stompwire.HeaderRunAfter, v)
 		}
 		j.runAfter = n
 	}
-	if v := hdr.Get(HeaderCoalesce); v != "" {
+	if v := hdr.Get(stompwire.HeaderCoalesce); v != "" {
 		if len(v) > schwartzMaxVarchar {
 			return j, fmt.Errorf("%w: theschwartz: coalesce longer than %d bytes", ErrBadMessage, schwartzMaxVarchar)
 		}
@@ -151,27 +151,27 @@ func scanGrabbed(rows *sql.Rows) ([]*grabbedJob, error) {
 // job: what TheSchwartz knows about it, as MESSAGE headers.
 func schwartzHeaders(funcname string, j *grabbedJob, f failureLog) []byte {
 	h := frame.New(frame.SEND,
-		frame.Destination, schwartzQueuePrefix+funcname,
-		"persistent", "true",
-		HeaderTheSchwartzJobID, strconv.FormatInt(j.ID, 10),
-		HeaderTheSchwartzFuncname, headerValue(funcname, schwartzMaxVarchar),
-		HeaderTheSchwartzArg, argKind(j.Body),
-		HeaderRunAfter, strconv.FormatInt(j.runAfter, 10),
+		frame.Destination, stompwire.QueuePrefix+funcname,
+		stompwire.HeaderPersistent, "true",
+		stompwire.HeaderTheSchwartzJobID, strconv.FormatInt(j.ID, 10),
+		stompwire.HeaderTheSchwartzFuncname, headerValue(funcname, schwartzMaxVarchar),
+		stompwire.HeaderTheSchwartzArg, argKind(j.Body),
+		stompwire.HeaderRunAfter, strconv.FormatInt(j.runAfter, 10),
 	)
 	if j.insertTime.Valid {
-		h.Header.Add(HeaderInsertTime, strconv.FormatInt(j.insertTime.Int64, 10))
+		h.Header.Add(stompwire.HeaderInsertTime, strconv.FormatInt(j.insertTime.Int64, 10))
 	}
 	if j.UniqKey != "" {
-		h.Header.Add(headerUniqKey, headerValue(j.UniqKey, schwartzMaxVarchar))
+		h.Header.Add(stompwire.HeaderUniqKey, headerValue(j.UniqKey, schwartzMaxVarchar))
 	}
 	if j.priority.Valid {
-		h.Header.Add(headerPriority, strconv.FormatInt(j.priority.Int64, 10))
+		h.Header.Add(stompwire.HeaderPriority, strconv.FormatInt(j.priority.Int64, 10))
 	}
 	if j.coalesce.Valid {
-		h.Header.Add(HeaderCoalesce, headerValue(j.coalesce.String, schwartzMaxVarchar))
+		h.Header.Add(stompwire.HeaderCoalesce, headerValue(j.coalesce.String, schwartzMaxVarchar))
 	}
 	if f.count > 0 {
-		h.Header.Add(HeaderTheSchwartzLastError, headerValue(f.last, maxLastErrorHeader))
+		h.Header.Add(stompwire.HeaderTheSchwartzLastError, headerValue(f.last, maxLastErrorHeader))
 	}
 	return stompwire.AppendFrame(nil, h, stompwire.V12)
 }

@@ -237,7 +237,7 @@ func TestTheSchwartzColumns(t *testing.T) {
 		q := "/queue/Mail::Send"
 		in := &store.Message{
 			Queue:    q,
-			Headers:  sendHeaders(q, "coalesce", "example.com", "uniqkey", "u-1", "x-custom", "dropped"),
+			Headers:  sendHeaders(q, stompwire.HeaderCoalesce, "example.com", stompwire.HeaderUniqKey, "u-1", "x-custom", "dropped"),
 			Body:     []byte("to=a@example.com"),
 			UniqKey:  "u-1",
 			Priority: 7,
@@ -265,17 +265,17 @@ func TestTheSchwartzColumns(t *testing.T) {
 		}
 		h := parseHeaders(t, got[0].Headers)
 		for name, want := range map[string]string{
-			frame.Destination:                q,
-			store.HeaderTheSchwartzJobID:     strconv.FormatInt(in.ID, 10),
-			store.HeaderTheSchwartzFuncname:  "Mail::Send",
-			store.HeaderTheSchwartzArg:       store.ArgBytes,
-			"uniqkey":                        "u-1",
-			"priority":                       "7",
-			store.HeaderCoalesce:             "example.com",
-			store.HeaderRunAfter:             strconv.FormatInt(runAfter, 10),
-			store.HeaderInsertTime:           strconv.FormatInt(inserted, 10),
-			store.HeaderTheSchwartzLastError: "",
-			"x-custom":                       "",
+			frame.Destination:                    q,
+			stompwire.HeaderTheSchwartzJobID:     strconv.FormatInt(in.ID, 10),
+			stompwire.HeaderTheSchwartzFuncname:  "Mail::Send",
+			stompwire.HeaderTheSchwartzArg:       store.ArgBytes,
+			stompwire.HeaderUniqKey:              "u-1",
+			stompwire.HeaderPriority:             "7",
+			stompwire.HeaderCoalesce:             "example.com",
+			stompwire.HeaderRunAfter:             strconv.FormatInt(runAfter, 10),
+			stompwire.HeaderInsertTime:           strconv.FormatInt(inserted, 10),
+			stompwire.HeaderTheSchwartzLastError: "",
+			"x-custom":                           "",
 		} {
 			if v := h.Get(name); v != want {
 				t.Errorf("header %s = %q, want %q", name, v, want)
@@ -286,7 +286,7 @@ func TestTheSchwartzColumns(t *testing.T) {
 		}
 
 		// run_after header wins over NotBefore; priority 0 leaves the column NULL.
-		later := &store.Message{Queue: q, Headers: sendHeaders(q, "run_after", "2000000000"), NotBefore: time.Now().Add(time.Hour)}
+		later := &store.Message{Queue: q, Headers: sendHeaders(q, stompwire.HeaderRunAfter, "2000000000"), NotBefore: time.Now().Add(time.Hour)}
 		plain := &store.Message{Queue: q, NotBefore: time.Now().Add(90 * time.Second)}
 		mustPut(t, s, later, plain)
 		if ra := d.int(t, "SELECT run_after FROM job WHERE jobid = ?", later.ID); ra != 2000000000 {
@@ -303,11 +303,11 @@ func TestTheSchwartzColumns(t *testing.T) {
 			"topic":              {Queue: "/topic/x"},
 			"empty funcname":     {Queue: "/queue/"},
 			"priority too big":   {Queue: q, Priority: 1 << 15},
-			"bad run_after":      {Queue: q, Headers: sendHeaders(q, "run_after", "tomorrow")},
+			"bad run_after":      {Queue: q, Headers: sendHeaders(q, stompwire.HeaderRunAfter, "tomorrow")},
 			"long uniqkey":       {Queue: q, UniqKey: strings.Repeat("k", 256)},
-			"long coalesce":      {Queue: q, Headers: sendHeaders(q, "coalesce", strings.Repeat("c", 256))},
+			"long coalesce":      {Queue: q, Headers: sendHeaders(q, stompwire.HeaderCoalesce, strings.Repeat("c", 256))},
 			"long funcname":      {Queue: "/queue/" + strings.Repeat("f", 256)},
-			"negative run_after": {Queue: q, Headers: sendHeaders(q, "run_after", "-5")},
+			"negative run_after": {Queue: q, Headers: sendHeaders(q, stompwire.HeaderRunAfter, "-5")},
 		} {
 			if _, err := s.Put(testContext(t), []*store.Message{m}); !errors.Is(err, store.ErrBadMessage) {
 				t.Errorf("%s: Put error %v, want ErrBadMessage", name, err)
@@ -356,8 +356,8 @@ func TestTheSchwartzArgKind(t *testing.T) {
 			if want[m.ID] != c.name || string(m.Body) != c.arg {
 				t.Fatalf("job %d: body %q, want case %q", m.ID, m.Body, c.name)
 			}
-			if kind := parseHeaders(t, m.Headers).Get(store.HeaderTheSchwartzArg); kind != c.want {
-				t.Errorf("%s: %s = %q, want %q", c.name, store.HeaderTheSchwartzArg, kind, c.want)
+			if kind := parseHeaders(t, m.Headers).Get(stompwire.HeaderTheSchwartzArg); kind != c.want {
+				t.Errorf("%s: %s = %q, want %q", c.name, stompwire.HeaderTheSchwartzArg, kind, c.want)
 			}
 		}
 	})
@@ -403,7 +403,7 @@ func TestTheSchwartzFailures(t *testing.T) {
 			if len(got) != 1 || got[0].Deliveries != st.wantDeliveries || got[0].LastError != st.wantLastError {
 				t.Fatalf("step %d: leased %+v, want Deliveries %d LastError %q", i, got, st.wantDeliveries, st.wantLastError)
 			}
-			if h := parseHeaders(t, got[0].Headers).Get(store.HeaderTheSchwartzLastError); h != st.wantLastError {
+			if h := parseHeaders(t, got[0].Headers).Get(stompwire.HeaderTheSchwartzLastError); h != st.wantLastError {
 				t.Fatalf("step %d: last-error header %q, want %q", i, h, st.wantLastError)
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/go-stomp/stomp/v3/frame"
+	"github.com/stomp-broker/stomp-broker/stompwire"
 )
 
 // fakeBroker is a minimal STOMP 1.2 queue broker for tests, written because
@@ -136,7 +137,7 @@ func (b *fakeBroker) subscribe(c *fakeConn, f *frame.Frame) {
 	s := &fakeSub{c: c, id: f.Header.Get(frame.Id), dest: f.Header.Get(frame.Destination),
 		auto: f.Header.Get(frame.Ack) == "auto" || f.Header.Get(frame.Ack) == "", credit: 1,
 		unacked: map[string]bool{}}
-	if pf, ok := f.Header.Contains("prefetch-count"); ok {
+	if pf, ok := f.Header.Contains(stompwire.HeaderPrefetchCount); ok {
 		b.prefetchs = append(b.prefetchs, pf)
 		if n, err := strconv.Atoi(pf); err == nil && n > 0 {
 			s.credit = n

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/go-stomp/stomp/v3/frame"
+	"github.com/stomp-broker/stomp-broker/stompwire"
 )
 
 // consume is a consumer's loop: it reads MESSAGE frames from s (subscription
@@ -88,7 +89,7 @@ func produceReceipted(s *session, dest string, producer, n, size, window int) (t
 			return 0, err // the reader can only finish early by failing
 		}
 		body = encodePayload(body, producer, seq, sinceEpoch(), size)
-		err := s.sendMessage(dest, body, "persistent", "true", frame.Receipt, strconv.Itoa(seq))
+		err := s.sendMessage(dest, body, stompwire.HeaderPersistent, "true", frame.Receipt, strconv.Itoa(seq))
 		if err != nil {
 			s.abort() // unblock the reader before leaving
 			<-readerDone

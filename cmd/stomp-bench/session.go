@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-stomp/stomp/v3/frame"
+	"github.com/stomp-broker/stomp-broker/stompwire"
 )
 
 // Subscribe synchronisation modes (--subscribe-sync).
@@ -172,7 +173,7 @@ func (s *session) awaitReceipt(id string) error {
 func (s *session) subscribe(dest, id, ack string, prefetch int, sync string) error {
 	sub := frame.New(frame.SUBSCRIBE, frame.Destination, dest, frame.Id, id, frame.Ack, ack)
 	if prefetch > 0 {
-		sub.Header.Add("prefetch-count", strconv.Itoa(prefetch))
+		sub.Header.Add(stompwire.HeaderPrefetchCount, strconv.Itoa(prefetch))
 	}
 	receipt := "sub-" + id
 	if sync == syncReceipt {
