@@ -21,14 +21,14 @@
 //	R2  receipt: parent → SYNCED        applyRecords, Ledger.AfterPending (after the
 //	                                    store's commit for persistent messages)
 //
+// Run the broker with --trace to see each of them logged with the parent's pid.
+//
 // The queue engine (messages, offers, claims, grants, acks, redelivery, the
 // durable store, job headers) is package ledger. The event loop owns the
 // one Ledger (Broker.queues) and is its only caller; the ledger calls back
 // through ledgerHost (host.go) and knows a child only as a ledger.Consumer.
 // The parent keeps the topic routing and the table of each child's
 // subscriptions; a queue subscription's credit is the ledger's.
-//
-// Run the broker with --trace to see each of them logged with the parent's pid.
 //
 // # Goroutines
 //
@@ -49,7 +49,8 @@
 // # Files
 //
 //   - broker.go: configuration, the event loop, accept, child death, shutdown
-//   - spawn.go, childproc.go: starting a child; the parent's view of one
+//   - spawn.go, childproc.go: starting a child; the parent's view of one;
+//     profile.go: what makes a child profile itself
 //   - outbox.go: the bounded per-child queue and its writer
 //   - records.go: applying a child's records; topic routing; queue records
 //     handed to the ledger
