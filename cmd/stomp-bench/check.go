@@ -152,6 +152,7 @@ type receiver struct {
 	keepLatency bool
 	latencies   []time.Duration
 	last        atomic.Int64 // time since epoch of the latest delivery
+	received    atomic.Int64 // MESSAGE frames read, valid or not
 }
 
 // newReceiver returns a receiver that marks into l and expects messages from

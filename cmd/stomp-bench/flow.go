@@ -12,14 +12,16 @@ import (
 
 // consume is a consumer's loop: it reads MESSAGE frames from s (subscription
 // sub), accounts for each in rcv and, unless ack is "auto", acknowledges
-// every message individually. It returns only on a read/write error, which
-// is how [trial.stop] ends it.
+// every message individually. work > 0 plays a worker that spends that
+// long on each message before acknowledging it (or, in auto mode, before
+// reading the next). It returns only on a read/write error, which is how
+// [trial.stop] ends it.
 //
 // The ACK is written before the message is accounted for, so that by the
 // time the last missing message completes the ledger every ACK of the run
 // has been handed to the kernel: stopping then leaves nothing unacknowledged
 // in the broker (which would otherwise keep it, or redeliver it).
-func consume(s *session, sub, ack string, rcv *receiver) error {
+func consume(s *session, sub, ack string, rcv *receiver, work time.Duration) error {
 	needAck := ack != "auto"
 	for {
 		f, err := s.next()
@@ -30,6 +32,10 @@ func consume(s *session, sub, ack string, rcv *receiver) error {
 			continue // a stray RECEIPT, for example
 		}
 		now := sinceEpoch()
+		rcv.received.Add(1)
+		if work > 0 {
+			time.Sleep(work)
+		}
 		if needAck {
 			if err := s.ack(f, sub); err != nil {
 				return fmt.Errorf("consumer %s: ACK: %w", sub, err)

@@ -21,6 +21,10 @@
 //     the rate is that of confirmed SENDs.
 //   - latency: one producer at a steady --rate to a queue with one
 //     consumer; reports p50/p90/p99/max end-to-end latency.
+//   - fair: C consumers (--consumers 3) share one burst of --messages from
+//     one producer; each spends --work on a message before it ACKs it (or,
+//     in auto mode, reads the next). Reports the count per consumer and
+//     the smallest as a fraction of the fair share.
 //   - conns: opens --clients idle connections with go-stomp's client,
 //     --concurrency at a time; reports connects/s and, with --broker-pid,
 //     the broker's Pss per client.
@@ -93,6 +97,7 @@ type config struct {
 	BrokerPID     int
 	Settle        time.Duration
 	JSONOnly      bool
+	Work          time.Duration
 }
 
 // destination returns --destination, or a fresh name under prefix (unique
@@ -110,9 +115,9 @@ func (c config) validate() error {
 		return fmt.Errorf("%w: "+format, append([]interface{}{errUsage}, v...)...)
 	}
 	switch c.Scenario {
-	case "queue", "topic", "persistent", "latency", "conns":
+	case "queue", "topic", "persistent", "latency", "conns", "fair":
 	default:
-		return bad("--scenario must be queue, topic, persistent, latency or conns, not %q", c.Scenario)
+		return bad("--scenario must be queue, topic, persistent, latency, conns or fair, not %q", c.Scenario)
 	}
 	switch c.Ack {
 	case "auto", "client", "client-individual":
@@ -141,6 +146,9 @@ func (c config) validate() error {
 	if c.Scenario == "latency" && c.Rate <= 0 {
 		return bad("--rate must be positive for the latency scenario")
 	}
+	if c.Work < 0 {
+		return bad("--work must not be negative")
+	}
 	if c.Timeout <= 0 || c.Idle <= 0 {
 		return bad("--timeout and --idle must be positive")
 	}
@@ -157,7 +165,7 @@ func newApp(stdout io.Writer) *cli.App {
 		HideHelpCommand: true,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:61613", Usage: "broker `HOST:PORT`"},
-			&cli.StringFlag{Name: "scenario", Value: "queue", Usage: "queue, topic, persistent, latency or conns"},
+			&cli.StringFlag{Name: "scenario", Value: "queue", Usage: "queue, topic, persistent, latency, conns or fair"},
 			&cli.IntFlag{Name: "producers", Value: 1, Usage: "producers (queue, persistent)"},
 			&cli.IntFlag{Name: "consumers", Value: 1, Usage: "competing consumers (queue, persistent)"},
 			&cli.IntFlag{Name: "subscribers", Value: 10, Usage: "topic subscribers (topic)"},
@@ -176,6 +184,7 @@ func newApp(stdout io.Writer) *cli.App {
 			&cli.IntFlag{Name: "broker-pid", Usage: "broker `PID` whose process tree's Pss is sampled (conns)"},
 			&cli.DurationFlag{Name: "settle", Value: 500 * time.Millisecond, Usage: "pause before the Pss sample with all clients connected (conns)"},
 			&cli.BoolFlag{Name: "json", Usage: "print only the JSON line"},
+			&cli.DurationFlag{Name: "work", Usage: "time a consumer spends on each message before it ACKs it or, in auto mode, reads the next (fair: e.g. 2ms)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -189,7 +198,7 @@ func newApp(stdout io.Writer) *cli.App {
 				Clients: c.Int("clients"), Concurrency: c.Int("concurrency"), Rate: c.Float64("rate"),
 				Destination: c.String("destination"), Timeout: c.Duration("timeout"), Idle: c.Duration("idle"),
 				SubscribeSync: c.String("subscribe-sync"), BrokerPID: c.Int("broker-pid"),
-				Settle: c.Duration("settle"), JSONOnly: c.Bool("json"),
+				Settle: c.Duration("settle"), JSONOnly: c.Bool("json"), Work: c.Duration("work"),
 			}
 			return runAndReport(c.Context, cfg, stdout)
 		},

@@ -27,6 +27,7 @@ type result struct {
 	Clients     int     `json:"clients,omitempty"`
 	Concurrency int     `json:"concurrency,omitempty"`
 	Destination string  `json:"destination,omitempty"`
+	WorkMs      float64 `json:"work_ms,omitempty"`
 
 	ElapsedS     float64  `json:"elapsed_s"`
 	MsgsPerS     float64  `json:"msgs_per_s,omitempty"`
@@ -36,6 +37,9 @@ type result struct {
 	P90Ms        *float64 `json:"p90_ms,omitempty"`
 	P99Ms        *float64 `json:"p99_ms,omitempty"`
 	MaxMs        *float64 `json:"max_ms,omitempty"`
+
+	PerConsumer []int    `json:"per_consumer,omitempty"` // fair: messages each consumer read
+	MinShare    *float64 `json:"min_share,omitempty"`    // fair: the smallest count over the fair share
 
 	Lost       *int `json:"lost,omitempty"`
 	Duplicated *int `json:"duplicated,omitempty"`
@@ -54,6 +58,9 @@ type result struct {
 func newResult(cfg config) *result {
 	r := &result{Scenario: cfg.Scenario, Addr: cfg.Addr}
 	switch cfg.Scenario {
+	case "fair":
+		r.Producers, r.Consumers, r.Messages, r.Size, r.Ack, r.Prefetch, r.WorkMs =
+			1, cfg.Consumers, cfg.Messages, cfg.Size, cfg.Ack, cfg.Prefetch, float64(cfg.Work)/float64(time.Millisecond)
 	case "queue", "persistent":
 		r.Producers, r.Consumers, r.Messages, r.Size, r.Ack, r.Prefetch =
 			cfg.Producers, cfg.Consumers, cfg.Messages, cfg.Size, cfg.Ack, cfg.Prefetch
@@ -137,6 +144,8 @@ func (r *result) human() string {
 		if r.Scenario == "persistent" {
 			fmt.Fprintf(&b, " window=%d", r.Window)
 		}
+	case "fair":
+		fmt.Fprintf(&b, "fair %s: burst of %d → %dC ack=%s work=%gms", r.Destination, r.Messages, r.Consumers, r.Ack, r.WorkMs)
 	case "topic":
 		fmt.Fprintf(&b, "topic %s: 1×%d → %d subscribers size=%d", r.Destination, r.Messages, r.Subscribers, r.Size)
 	case "latency":
@@ -156,6 +165,9 @@ func (r *result) human() string {
 	}
 	if r.P50Ms != nil {
 		fmt.Fprintf(&b, ", p50 %.3f ms p90 %.3f ms p99 %.3f ms max %.3f ms", *r.P50Ms, *r.P90Ms, *r.P99Ms, *r.MaxMs)
+	}
+	if r.MinShare != nil {
+		fmt.Fprintf(&b, "; per consumer %v, least %.2f of the fair share", r.PerConsumer, *r.MinShare)
 	}
 	if r.Lost != nil {
 		fmt.Fprintf(&b, "; lost %d, duplicated %d, reordered %d, invalid %d", *r.Lost, *r.Duplicated, *r.Reordered, *r.Invalid)

@@ -24,6 +24,8 @@ func run(ctx context.Context, cfg config) (*result, error) {
 		return runLatency(ctx, cfg)
 	case "conns":
 		return runConns(ctx, cfg)
+	case "fair":
+		return runFair(ctx, cfg)
 	}
 	return nil, fmt.Errorf("%w: unknown scenario %q", errUsage, cfg.Scenario)
 }
@@ -76,7 +78,7 @@ func runQueue(ctx context.Context, cfg config, persistent bool) (*result, error)
 	rcvs := make([]*receiver, len(consumers))
 	for i, s := range consumers {
 		rcvs[i] = newReceiver(led, cfg.Producers, false)
-		t.spawn(func() error { return consume(s, "c"+strconv.Itoa(i), cfg.Ack, rcvs[i]) })
+		t.spawn(func() error { return consume(s, "c"+strconv.Itoa(i), cfg.Ack, rcvs[i], cfg.Work) })
 	}
 	producers, err := dialProducers(t, cfg, cfg.Producers)
 	if err != nil {
@@ -138,7 +140,7 @@ func runTopic(ctx context.Context, cfg config) (*result, error) {
 	for i, s := range subs {
 		ledgers[i] = newLedger(1, cfg.Messages)
 		rcvs[i] = newReceiver(ledgers[i], 1, false)
-		t.spawn(func() error { return consume(s, "s"+strconv.Itoa(i), cfg.Ack, rcvs[i]) })
+		t.spawn(func() error { return consume(s, "s"+strconv.Itoa(i), cfg.Ack, rcvs[i], cfg.Work) })
 	}
 	producers, err := dialProducers(t, cfg, 1)
 	if err != nil {
@@ -196,7 +198,7 @@ func runLatency(ctx context.Context, cfg config) (*result, error) {
 	}
 	rcv := newReceiver(led, 1, true)
 	rcv.latencies = make([]time.Duration, 0, cfg.Messages)
-	t.spawn(func() error { return consume(consumers[0], "c0", cfg.Ack, rcv) })
+	t.spawn(func() error { return consume(consumers[0], "c0", cfg.Ack, rcv, cfg.Work) })
 	producers, err := dialProducers(t, cfg, 1)
 	if err != nil {
 		return nil, err
