@@ -146,6 +146,8 @@ type slot struct {
 	msgs       []*qmsg // the batch on offer; empty when the slot is free
 	offeredAt  time.Time
 	armedEpoch uint64 // ledger.epoch when it was last armed
+	// sentTo are the children this generation's offer went to.
+	sentTo []Consumer
 }
 
 // queue is one /queue/ destination.
@@ -158,6 +160,9 @@ type queue struct {
 	slots   map[int]bool  // slots currently offering messages of this queue
 	subs    map[*Subscription]Consumer
 	uniq    map[string]*qmsg // pending messages by uniqkey
+	// served counts the messages granted to each consumer, relative to
+	// the least-served one with credit (fair.go).
+	served map[Consumer]int
 	// durable-store bookkeeping (durable.go)
 	fetching bool // a Lease call is under way
 }
@@ -193,7 +198,7 @@ func New(host Host, sem Semaphores, cfg Config) *Ledger {
 func (l *Ledger) queue(name string) *queue {
 	q := l.queues[name]
 	if q == nil {
-		q = &queue{name: name, offered: map[*qmsg]int{}, slots: map[int]bool{}, subs: map[*Subscription]Consumer{}, uniq: map[string]*qmsg{}}
+		q = &queue{name: name, offered: map[*qmsg]int{}, slots: map[int]bool{}, subs: map[*Subscription]Consumer{}, uniq: map[string]*qmsg{}, served: map[Consumer]int{}}
 		l.queues[name] = q
 	}
 	return q
@@ -283,7 +288,7 @@ func (l *Ledger) Flush() {
 		// finds nobody to send to.
 		for n := range r.q.slots {
 			if l.slots[n].armedEpoch != l.epoch {
-				l.offer(n, r.c)
+				l.offer(n, r.c, false)
 			}
 		}
 		l.toReoffer[i] = reoffer{}
@@ -363,8 +368,10 @@ func (q *queue) creditStats() (total, best int) {
 // messages already on offer, and slots are free; with a durable store it
 // also asks the store for more when the consumers could take them.
 //
-// Each offer is a batch: as many ready messages as one consumer could take
-// (at most maxOfferBatch), and no more than the credit left.
+// Each offer is a batch: the fair share of the ready messages for each
+// consumer with credit, no more than one of the least-served consumers can
+// take (they get the offer, see fair.go), at most maxOfferBatch, and no
+// more than the credit left.
 func (l *Ledger) pump(q *queue) {
 	// One batch of a queue on offer at a time. What a winner could not
 	// take goes back to the front before the next batch is formed, so no
@@ -372,18 +379,19 @@ func (l *Ledger) pump(q *queue) {
 	// one that was still waiting (per-producer order per consumer; only
 	// redeliveries come out of order, as in every broker).
 	for q.ready.len() > 0 && len(q.slots) == 0 {
-		total, best := q.creditStats()
+		total, _ := q.creditStats()
 		room := total - len(q.offered)
 		if room <= 0 {
 			break
 		}
+		withCredit, best := q.least()
 		if len(l.free) == 0 {
 			l.hungry[q] = true
 			return
 		}
 		n := l.free[len(l.free)-1]
 		l.free = l.free[:len(l.free)-1]
-		k := min(q.ready.len(), room, best, maxOfferBatch)
+		k := min(q.ready.len(), room, fairBatch(q.ready.len(), withCredit, best))
 		batch := l.slots[n].msgs[:0]
 		for len(batch) < k {
 			m := q.ready.popFront()
@@ -414,24 +422,33 @@ func (l *Ledger) arm(n int) {
 	s.gen++
 	s.offeredAt = l.now()
 	s.armedEpoch = l.epoch
+	clear(s.sentTo)
+	s.sentTo = s.sentTo[:0]
 	if err := l.sem.Arm(n); err != nil {
 		l.semFailed(err)
 		return
 	}
-	l.offer(n, nil)
+	l.offer(n, nil, false)
 }
 
-// offer sends slot n's current offer to the consumers of its queue with
-// credit, or to only one child if to is not nil.
-func (l *Ledger) offer(n int, to Consumer) {
+// offer sends slot n's current offer to the least-served consumers of its
+// queue with credit (fair.go), or to only one child if to is not nil (and
+// it is one of them). A message taken back after an ack-timeout goes to
+// every consumer with credit but the one that sat on it. With fresh set,
+// only children that were not sent this generation's offer get it.
+func (l *Ledger) offer(n int, to Consumer, fresh bool) {
 	s := &l.slots[n]
 	if len(s.msgs) == 0 {
 		return
 	}
 	m := s.msgs[0]
+	fair := m.avoid == nil
+	if fair {
+		m.q.least()
+	}
 	eligible := l.offerTo[:0]
 	for sub, c := range m.q.subs {
-		if (to == nil || c == to) && sub.inflight < sub.prefetch && !containsConsumer(eligible, c) {
+		if (to == nil || c == to) && sub.inflight < sub.prefetch && (!fair || m.q.preferred(c)) && !containsConsumer(eligible, c) && (!fresh || !containsConsumer(s.sentTo, c)) {
 			eligible = append(eligible, c)
 		}
 	}
@@ -456,6 +473,9 @@ func (l *Ledger) offer(n int, to Consumer) {
 			l.log.Info("trace", "hop", ipc.HopQueueOffer, "record", ipc.KindOffer.String(), "destination", m.q.name, "message-id", m.id, "messages", len(s.msgs), "slot", n, "gen", s.gen, "to_child_pid", c.PID())
 		}
 		l.host.Send(c, rec, 0)
+		if !containsConsumer(s.sentTo, c) {
+			s.sentTo = append(s.sentTo, c)
+		}
 		eligible[i] = nil
 	}
 }
@@ -532,9 +552,12 @@ func (l *Ledger) grant(c Consumer, sub *Subscription, n, want int) {
 		return
 	}
 	s.msgs = batch[:0]
+	clear(s.sentTo)
+	s.sentTo = s.sentTo[:0]
 	delete(q.slots, n)
 	l.free = append(l.free, n)
 	take := min(want, max(0, sub.prefetch-sub.inflight))
+	q.servedBy(c, take)
 	for i, m := range batch {
 		delete(q.offered, m)
 		if i >= take {
@@ -657,7 +680,7 @@ func (l *Ledger) Subscribe(sub *Subscription) {
 	q := l.queue(sub.dest)
 	q.subs[sub] = c
 	for n := range q.slots {
-		l.offer(n, c)
+		l.offer(n, c, false)
 	}
 	l.pump(q)
 }
@@ -669,7 +692,13 @@ func (l *Ledger) Unsubscribe(sub *Subscription) {
 		return
 	}
 	delete(q.subs, sub)
+	delete(q.served, sub.c)
 	l.requeueHeldBy(func(m *qmsg) bool { return m.sub == sub }, "consumer unsubscribed")
+	// The offer on the table may have gone to this consumer alone (the
+	// least served): show it to whoever is least served now.
+	for n := range q.slots {
+		l.offer(n, nil, true)
+	}
 	l.pump(q)
 	q.forgetIfIdle(l)
 }

@@ -1,0 +1,75 @@
+package ledger
+
+// Fair dispatch: who is offered a queue's next batch, and how big it is.
+//
+// The semaphore race picks the winner among the children an offer goes
+// to, and the child that wakes first wins: left alone, the same child
+// takes batch after batch (and, with a batch sized by its whole credit, a
+// burst of 30 in one go). So the ledger shapes the race without replacing
+// it:
+//
+//   - a batch holds the fair share of what is ready: ceil(ready /
+//     consumers with credit), capped by the credit of the consumers it is
+//     offered to and by maxOfferBatch;
+//   - it is offered to the least-served consumers with credit only (each
+//     queue counts, per consumer, the messages granted to it), so a child
+//     that just won steps back from the next race until the others have
+//     caught up; ties race as before.
+//
+// The counts are relative: the least-served consumer with credit is at 0,
+// and they are kept within ±maxOfferBatch, so a consumer that subscribes
+// late, or had no credit for a while, gets at most a batch or so ahead of
+// the others instead of the whole queue until it has caught up.
+
+// fairCap bounds how far apart two consumers' relative counts can be.
+const fairCap = maxOfferBatch
+
+// least normalises q's served counts so that the least-served consumer
+// with credit is at 0, and returns the number of subscriptions with credit
+// and the largest credit of one least-served subscription (what a winner
+// of the next offer can take). Both are 0 if nobody has credit.
+func (q *queue) least() (withCredit, best int) {
+	low, found := 0, false
+	for sub, c := range q.subs {
+		if sub.inflight < sub.prefetch {
+			withCredit++
+			if s := q.served[c]; !found || s < low {
+				low, found = s, true
+			}
+		}
+	}
+	if !found {
+		return 0, 0
+	}
+	if low != 0 {
+		for c, s := range q.served {
+			q.served[c] = min(max(s-low, -fairCap), fairCap)
+		}
+	}
+	for sub, c := range q.subs {
+		if sub.inflight < sub.prefetch && q.served[c] == 0 {
+			best = max(best, sub.prefetch-sub.inflight)
+		}
+	}
+	return withCredit, best
+}
+
+// preferred reports whether c is among q's least-served consumers with
+// credit, who get its next offer (q.least must have normalised the counts;
+// a consumer it has not seen yet counts as least-served).
+func (q *queue) preferred(c Consumer) bool { return q.served[c] <= 0 }
+
+// fairBatch is the size of the next batch of q: its share of the ready
+// messages for each of the withCredit subscriptions with credit, at most
+// best (what one winner can take) and maxOfferBatch, at least one.
+func fairBatch(ready, withCredit, best int) int {
+	share := (ready + withCredit - 1) / max(withCredit, 1)
+	return max(1, min(share, best, maxOfferBatch))
+}
+
+// servedBy notes that c was granted n messages of q.
+func (q *queue) servedBy(c Consumer, n int) {
+	if n > 0 {
+		q.served[c] = min(q.served[c]+n, fairCap)
+	}
+}
