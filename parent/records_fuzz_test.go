@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/go-stomp/stomp/v3/frame"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stomp-broker/stomp-broker/control"
 	"github.com/stomp-broker/stomp-broker/ipc"
@@ -42,7 +41,6 @@ type fuzzHarness struct {
 	t   *testing.T
 	tb  *testBroker
 	now time.Time
-	reg *prometheus.Registry // the destination and queue metrics only
 
 	kids   [fuzzChildren]*childProc
 	offers [fuzzChildren][]ipc.Offer
@@ -56,9 +54,6 @@ func newFuzzHarness(t *testing.T) *fuzzHarness {
 	tb.cfg.Child.Limits = limitsWithDefaults(tb.cfg.Child.Limits)
 	h := &fuzzHarness{t: t, tb: tb, now: time.Unix(1_700_000_000, 0), seen: map[ipc.Kind]int{}}
 	tb.queues.now = func() time.Time { return h.now }
-	h.reg = prometheus.NewPedanticRegistry()
-	m := tb.metrics
-	h.reg.MustRegister(m.messagesIn, m.messagesOut, m.queueDepth, m.queueConsume, m.queueFlight, m.queueStored, m.queueDead)
 	for i := range h.kids {
 		h.kids[i] = tb.fakeChild()
 	}
@@ -194,9 +189,7 @@ func (h *fuzzHarness) check() {
 			}
 		}
 	}
-	if _, err := h.reg.Gather(); err != nil {
-		t.Fatalf("metrics: %v", err)
-	}
+	exposition(t, h.tb.metrics) // the metrics page parses
 	l := h.tb.queues
 	if l.bytes < 0 {
 		t.Fatalf("ledger bytes %d", l.bytes)
