@@ -30,13 +30,13 @@ const (
 	HopTopicRoute = "4 topic routing → DELIVER to child outbox"
 	// HopQueueOffer: the ledger armed a semaphore slot for a batch of queue
 	// messages and puts an OFFER into the outbox of each consumer child with credit
-	// (parent, ledger.pump, arm, offer).
+	// (parent, package ledger: pump, arm, offer).
 	HopQueueOffer = "4 ledger arms slot → OFFER to child outbox"
 	// HopRace: a consumer child that got an OFFER raced for the slot's
 	// token; the winner appends a CLAIM (child, session.onOffer).
 	HopRace = "5 semaphore race → CLAIM"
 	// HopGrant: the ledger checked a CLAIM and answers GRANT (with the
-	// MESSAGE) or DENY (parent, ledger.claim, grant).
+	// MESSAGE) or DENY (parent, Ledger.Claim, grant).
 	HopGrant = "6 CLAIM → ledger GRANT or DENY"
 	// HopChildRead: a child's event loop took a DELIVER, GRANT or DENY
 	// record from the parent (child, session.handleRecord).
@@ -50,7 +50,7 @@ const (
 	// acknowledged (child, session.flush, settle).
 	HopAck = "9 ACK → ipc packet"
 	// HopSettle: the ledger applied an ACK (the message is gone) or NACK (it
-	// is requeued) (parent, ledger.settle).
+	// is requeued) (parent, Ledger.Settle).
 	HopSettle = "10 ACK → ledger settles"
 	// HopSync: the child asks the parent to confirm everything it sent so
 	// far, to answer a receipt header (child, session.sync).

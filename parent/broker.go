@@ -18,6 +18,7 @@ import (
 
 	"github.com/stomp-broker/stomp-broker/internal/profiling"
 	"github.com/stomp-broker/stomp-broker/ipc"
+	"github.com/stomp-broker/stomp-broker/ledger"
 	"github.com/stomp-broker/stomp-broker/semaphore"
 	"github.com/stomp-broker/stomp-broker/stompwire"
 	"github.com/stomp-broker/stomp-broker/store"
@@ -105,7 +106,7 @@ type Config struct {
 	// invisible to other brokers without renewal (default 30s).
 	Lease time.Duration
 	// Jobs are the defaults for job headers (max-redeliveries, backoff).
-	Jobs JobDefaults
+	Jobs ledger.JobDefaults
 	// PersistAll stores every queue message durably, persistent:true or
 	// not (for stores such as TheSchwartz where every message is a job).
 	PersistAll bool
@@ -152,7 +153,10 @@ func (c *Config) setDefaults() {
 // # Ownership
 //
 // Everything below the "event loop state" line is owned by the goroutine
-// running Serve's event loop and touched by no other goroutine. Other
+// running Serve's event loop and touched by no other goroutine; that
+// includes the queue ledger (package ledger), which the event loop alone
+// calls and which calls back only through ledgerHost, on the same
+// goroutine. Other
 // goroutines (one accept loop per listener, one reader and one writer per
 // child, one per control-socket request) communicate with it only through
 // the events channel and the children's outboxes: a control request or a
@@ -187,7 +191,7 @@ type Broker struct {
 	// --- event loop state ---
 	children map[int]*childProc            // by pid
 	topics   map[string]map[*childProc]int // destination → children with n subscriptions to it
-	queues   *ledger
+	queues   *ledger.Ledger                // the queue engine; nil until Serve starts
 	nextMsg  uint64
 	stopping bool
 	// storeStats is the durable store's last Stats answer (for the queue
@@ -196,10 +200,6 @@ type Broker struct {
 	storeStats   []store.QueueStats
 	statsPending bool
 	ticks        int
-	// wake fires at wakeAt, the earliest due time of a delayed message the
-	// broker knows of (wake.go); nil until something is delayed.
-	wake   *time.Timer
-	wakeAt time.Time
 	// fatalErr, once set, makes Serve shut down and return it.
 	fatalErr error
 	// asyncPending counts Broker.async calls whose result has not been
@@ -231,7 +231,6 @@ type evChildGone struct {
 	c   *childProc
 	err error
 }
-type evTick struct{}
 
 // evReload installs new settings; done is closed once they apply.
 type evReload struct {
@@ -305,9 +304,14 @@ func (b *Broker) Serve(ctx context.Context) error {
 	}()
 	b.cfg.Child.SemaphoreID = sem.ID()
 	b.cfg.Child.Slots = sem.Slots()
-	b.queues = newLedger(b, sem, b.cfg.MaxQueueBytes)
-	if err := b.openDurable(ctx); err != nil {
-		return err
+	b.queues = ledger.New(ledgerHost{b}, sem, ledger.Config{
+		MaxBytes: b.cfg.MaxQueueBytes, Jobs: b.cfg.Jobs, PersistAll: b.cfg.PersistAll,
+		Relayed: b.cfg.Child.Limits.Relayed(), Log: b.log, Trace: b.cfg.Trace,
+	})
+	if b.cfg.Store != nil {
+		if err := b.queues.OpenStore(ctx, b.cfg.Store, b.cfg.BrokerID, b.cfg.Lease); err != nil {
+			return fmt.Errorf("parent: %w", err)
+		}
 	}
 
 	var acceptors sync.WaitGroup
@@ -378,8 +382,8 @@ func (b *Broker) Serve(ctx context.Context) error {
 			b.handle(ev)
 		case <-tick.C:
 			b.onTick()
-		case <-b.wakeC():
-			b.onWake()
+		case <-b.queues.WakeC():
+			b.queues.OnWake(time.Now())
 		case <-watchdog:
 			b.pingWatchdog()
 		}
@@ -665,7 +669,7 @@ func (b *Broker) forgetChild(c *childProc) {
 	// tokens came back through SEM_UNDO), then what it held: re-offering
 	// in the other order would re-arm the fresh offers of its requeued
 	// messages a second time.
-	b.queues.childGone(c)
+	b.queues.ChildGone(c)
 	for _, sub := range c.subs {
 		b.removeSubscription(c, sub)
 	}
@@ -690,7 +694,7 @@ func (b *Broker) onTick() {
 			c.killAt = time.Time{}
 		}
 	}
-	b.queues.onTick(now)
+	b.queues.OnTick(now)
 	b.refreshQueueMetrics()
 }
 
@@ -727,13 +731,11 @@ func (b *Broker) shutdown() {
 			deadline.Reset(time.Hour)
 		}
 	}
-	if b.queues.durable != nil {
-		b.queues.durable.flush()
+	b.queues.Close(func() {
 		for b.asyncPending > 0 {
 			b.handle(<-b.events)
 		}
-		b.queues.durable.close()
-	}
+	})
 }
 
 // drainStartedAfterStop handles children that an accept loop started while

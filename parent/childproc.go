@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stomp-broker/stomp-broker/ipc"
+	"github.com/stomp-broker/stomp-broker/ledger"
 	"github.com/stomp-broker/stomp-broker/stompwire"
 )
 
@@ -35,18 +36,18 @@ type childProc struct {
 	gone   bool      // reaped
 }
 
-// subscription is one SUBSCRIBE of one child, as the parent sees it.
+// subscription is one SUBSCRIBE of one child, as the parent's routing
+// sees it. A queue subscription's credit and ack mode are the ledger's
+// (queue); a topic subscription has none.
 type subscription struct {
-	key       string // the child's key for it (not the client's id)
-	dest      string
-	queue     bool
-	clientAck bool // ack mode client or client-individual
-	prefetch  int
-	inflight  int // queue messages offered-and-claimed or granted, not yet acked
-	// ackTimeout, if set, is a lease on each client-mode delivery (the
-	// SUBSCRIBE's ack-timeout header).
-	ackTimeout time.Duration
+	key   string // the child's key for it (not the client's id)
+	dest  string
+	queue *ledger.Subscription // nil for a topic
 }
+
+// PID makes a childProc the ledger's handle for its consumer
+// (ledger.Consumer).
+func (c *childProc) PID() int { return c.pid }
 
 // kill sends SIGKILL. Safe to call on a process that already exited (the
 // pidfd Go keeps per process makes this free of pid-reuse races).

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stomp-broker/stomp-broker/control"
+	"github.com/stomp-broker/stomp-broker/ledger"
 )
 
 // controlTimeout bounds one control request: reading it, waiting for the
@@ -73,7 +74,7 @@ func (b *Broker) answerControl(conn net.Conn) {
 		if err != nil {
 			resp = control.Response{Error: "store statistics: " + err.Error()}
 		} else {
-			resp.Queues = withStoreStats(resp.Queues, stats)
+			resp.Queues = ledger.WithStoreStats(resp.Queues, stats)
 		}
 	}
 	_ = json.NewEncoder(conn).Encode(resp)
@@ -85,7 +86,7 @@ func (b *Broker) answer(request string) control.Response {
 	case control.RequestClients:
 		return control.Response{Clients: b.clientTable()}
 	case control.RequestQueues:
-		return control.Response{Queues: b.queueTable()}
+		return control.Response{Queues: b.queues.Stats()}
 	default:
 		return control.Response{Error: "unknown request " + quote(request) + " (want " + control.RequestClients + " or " + control.RequestQueues + ")"}
 	}

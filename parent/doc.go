@@ -15,13 +15,20 @@
 //	                                    publish (a SEND gets its message-id here)
 //	4   topic routing → DELIVER         publish: the children subscribed to the
 //	                                    destination (the topics index)
-//	4   ledger arms slot → OFFER        ledger.publish, pump, arm, offer
-//	6   CLAIM → ledger GRANT or DENY    ledger.claim, grant
-//	10  ACK → ledger settles            ledger.settle
-//	R2  receipt: parent → SYNCED        applyRecords (after the store's commit for
-//	                                    persistent messages)
+//	4   ledger arms slot → OFFER        Ledger.Publish, Flush (package ledger)
+//	6   CLAIM → ledger GRANT or DENY    Ledger.Claim
+//	10  ACK → ledger settles            Ledger.Settle
+//	R2  receipt: parent → SYNCED        applyRecords, Ledger.AfterPending (after the
+//	                                    store's commit for persistent messages)
 //
 // Run the broker with --trace to see each of them logged with the parent's pid.
+//
+// The queue engine (messages, offers, claims, grants, acks, redelivery, the
+// durable store, job headers) is package ledger. The event loop owns the
+// one Ledger (Broker.queues) and is its only caller; the ledger calls back
+// through ledgerHost (host.go) and knows a child only as a ledger.Consumer.
+// The parent keeps the topic routing and the table of each child's
+// subscriptions; a queue subscription's credit is the ledger's.
 //
 // # Goroutines
 //
@@ -42,11 +49,12 @@
 // # Files
 //
 //   - broker.go: configuration, the event loop, accept, child death, shutdown
-//   - spawn.go, childproc.go: starting a child; the parent's view of one
+//   - spawn.go, childproc.go: starting a child; the parent's view of one;
+//     profile.go: what makes a child profile itself
 //   - outbox.go: the bounded per-child queue and its writer
-//   - records.go: applying a child's records; topic routing
-//   - ledger.go: queue messages, offers, claims, grants, acks, redelivery
-//   - durable.go, jobs.go, storehooks.go: persistent messages and job headers
-//   - wake.go: the event loop's timer for delayed messages coming due
-//   - limits.go: admission limits; control.go, metrics.go, queuestats.go: operators
+//   - records.go: applying a child's records; topic routing; queue records
+//     handed to the ledger
+//   - host.go: ledgerHost, the broker as the ledger sees it (ledger.Host)
+//   - storehooks.go: the store-commit hook (metrics, log)
+//   - limits.go: admission limits; control.go, metrics.go: operators
 package parent

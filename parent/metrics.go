@@ -13,6 +13,7 @@ import (
 
 	"github.com/stomp-broker/stomp-broker/control"
 	"github.com/stomp-broker/stomp-broker/ipc"
+	"github.com/stomp-broker/stomp-broker/ledger"
 )
 
 // maxLabelledDestinations caps the destination label values the metrics
@@ -255,7 +256,7 @@ func (b *Broker) refreshQueueMetrics() {
 			}
 		})
 	}
-	b.metrics.refreshQueues(withStoreStats(b.queueTable(), b.storeStats))
+	b.metrics.refreshQueues(ledger.WithStoreStats(b.queues.Stats(), b.storeStats))
 }
 
 // Event-loop hooks. Each is nil-safe, so the routing code calls them

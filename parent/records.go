@@ -3,11 +3,11 @@ package parent
 import (
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/go-stomp/stomp/v3/frame"
 
 	"github.com/stomp-broker/stomp-broker/ipc"
+	"github.com/stomp-broker/stomp-broker/ledger"
 	"github.com/stomp-broker/stomp-broker/stompwire"
 )
 
@@ -16,9 +16,9 @@ import (
 // parent itself is never harmed by what a child sends.
 //
 // Queue work that many records of one batch may ask for (offers after
-// SENDs and ACKs) is done once, after the whole batch (ledger.flush).
+// SENDs and ACKs) is done once, after the whole batch (Ledger.Flush).
 func (b *Broker) applyRecords(c *childProc, batch []byte) error {
-	defer b.queues.flush()
+	defer b.queues.Flush()
 	for len(batch) > 0 {
 		k, body, rest, err := ipc.NextRecord(batch)
 		if err != nil {
@@ -56,7 +56,7 @@ func (b *Broker) applyRecords(c *childProc, batch []byte) error {
 			if err != nil {
 				return err
 			}
-			b.queues.afterPending(c, func(coalesced bool) {
+			b.queues.AfterPending(c, func(coalesced bool) {
 				var flags uint64
 				if coalesced {
 					flags |= ipc.SyncedCoalesced
@@ -71,15 +71,16 @@ func (b *Broker) applyRecords(c *childProc, batch []byte) error {
 			if err != nil {
 				return err
 			}
-			b.queues.claim(c, cl)
+			var sub *ledger.Subscription
+			if s := c.subs[cl.SubID]; s != nil {
+				sub = s.queue
+			}
+			b.queues.Claim(c, sub, cl)
 		case ipc.KindAck, ipc.KindNack:
-			b.queues.settle(c, string(body), k == ipc.KindAck)
+			b.queues.Settle(c, string(body), k == ipc.KindAck)
 		default:
 			return fmt.Errorf("%w: unexpected %s record from a child", ipc.ErrMalformed, k)
 		}
-	}
-	if b.queues.durable != nil {
-		b.queues.durable.flush()
 	}
 	return nil
 }
@@ -101,20 +102,13 @@ func (b *Broker) applyFrame(c *childProc, f *frame.Frame) error {
 		if _, dup := c.subs[key]; dup || key == "" {
 			return fmt.Errorf("%w: duplicate or empty subscription key %q", ipc.ErrMalformed, key)
 		}
-		prefetch, _ := strconv.Atoi(f.Header.Get(stompwire.HeaderPrefetchCount))
-		ack := f.Header.Get(frame.Ack)
-		sub := &subscription{
-			key: key, dest: dest, queue: stompwire.IsQueue(dest),
-			clientAck: ack == frame.AckClient || ack == frame.AckClientIndividual, prefetch: max(prefetch, 1),
-		}
-		if v := f.Header.Get(stompwire.HeaderAckTimeout); v != "" {
-			if ms, err := strconv.Atoi(v); err == nil && ms > 0 {
-				sub.ackTimeout = time.Duration(ms) * time.Millisecond
-			}
+		sub := &subscription{key: key, dest: dest}
+		if stompwire.IsQueue(dest) {
+			sub.queue = ledger.NewSubscription(c, key, dest, f.Header)
 		}
 		c.subs[key] = sub
-		if sub.queue {
-			b.queues.subscribe(c, sub)
+		if sub.queue != nil {
+			b.queues.Subscribe(sub.queue)
 		} else {
 			if b.topics[dest] == nil {
 				b.topics[dest] = map[*childProc]int{}
@@ -137,8 +131,8 @@ func (b *Broker) applyFrame(c *childProc, f *frame.Frame) error {
 // ledger (queues, which requeues what the subscription held).
 func (b *Broker) removeSubscription(c *childProc, sub *subscription) {
 	delete(c.subs, sub.key)
-	if sub.queue {
-		b.queues.unsubscribe(c, sub)
+	if sub.queue != nil {
+		b.queues.Unsubscribe(sub.queue)
 		return
 	}
 	if m := b.topics[sub.dest]; m != nil {
@@ -167,7 +161,7 @@ func (b *Broker) publish(from *childProc, dest string, f *frame.Frame) {
 		b.log.Info("trace", "hop", ipc.HopParentRead, "record", ipc.KindFrame.String(), "frame", f.Command, "destination", dest, "message-id", id, "from_child_pid", from.pid)
 	}
 	if stompwire.IsQueue(dest) {
-		b.queues.publish(from, id, dest, f)
+		b.queues.Publish(from, b.nextMsg, id, dest, f)
 		return
 	}
 	subs := b.topics[dest]
@@ -177,7 +171,7 @@ func (b *Broker) publish(from *childProc, dest string, f *frame.Frame) {
 		}
 		return // a topic message nobody listens to is gone, as in every broker
 	}
-	enc := encodeMessage(nil, dest, id, f, false, 0)
+	enc := ledger.EncodeMessage(nil, dest, id, f, false, 0)
 	rec := ipc.AppendMessage(nil, ipc.KindDeliver, dest, id, enc)
 	for c := range subs {
 		if b.cfg.Trace {
@@ -186,35 +180,4 @@ func (b *Broker) publish(from *childProc, dest string, f *frame.Frame) {
 		c.messagesOut++
 		b.send(c, rec)
 	}
-}
-
-// skipOnMessage lists SEND headers that must not be copied to MESSAGE: the
-// broker sets them itself, or they only concern the SEND.
-var skipOnMessage = map[string]bool{
-	frame.Destination: true, frame.MessageId: true, frame.Subscription: true,
-	frame.Ack: true, frame.ContentLength: true, frame.Receipt: true,
-	frame.Transaction: true, stompwire.HeaderRedelivered: true,
-}
-
-// encodeMessage appends the MESSAGE frame for a SEND in STOMP 1.2 wire
-// form, without subscription and ack headers (the child adds them). The
-// broker's own headers come first, so they win over same-named user
-// headers. deliveries > 1 marks a redelivery.
-func encodeMessage(dst []byte, dest, id string, send *frame.Frame, redelivered bool, deliveries int) []byte {
-	m := frame.New(frame.MESSAGE, frame.Destination, dest, frame.MessageId, id)
-	if redelivered {
-		m.Header.Add(stompwire.HeaderRedelivered, "true")
-	}
-	if deliveries > 0 {
-		m.Header.Add(stompwire.HeaderDeliveryCount, strconv.Itoa(deliveries))
-	}
-	for i := 0; i < send.Header.Len(); i++ {
-		k, v := send.Header.GetAt(i)
-		if !skipOnMessage[k] {
-			m.Header.Add(k, v)
-		}
-	}
-	m.Header.Add(frame.ContentLength, strconv.Itoa(len(send.Body)))
-	m.Body = send.Body
-	return stompwire.AppendFrame(dst, m, stompwire.V12)
 }

@@ -12,7 +12,7 @@ package stompwire
 // Header names are case-sensitive on the wire.
 
 // Job headers a producer may put on a SEND to a queue (see
-// docs/ARCHITECTURE.md and parent/jobs.go for what the broker does with
+// docs/ARCHITECTURE.md and ledger/jobs.go for what the broker does with
 // them). The broker copies them onto the MESSAGE like any user header.
 const (
 	// HeaderPersistent ("true") asks for the message to be stored durably

@@ -5,7 +5,7 @@
 // # Where it sits in the data path
 //
 // A child forwards a SEND to the parent. The parent's event loop owns the
-// queue ledger and never calls the store itself: parent/durable.go runs
+// queue ledger and never calls the store itself: ledger/durable.go runs
 // each store call in a goroutine of its own and hands the result back to
 // the event loop, so a slow disk never stalls routing. A persistent SEND's
 // RECEIPT waits for its [Store.Put] to commit, so an acknowledged SEND is

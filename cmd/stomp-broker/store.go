@@ -6,6 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/stomp-broker/stomp-broker/ledger"
 	"github.com/stomp-broker/stomp-broker/parent"
 	"github.com/stomp-broker/stomp-broker/store"
 )
@@ -16,7 +17,7 @@ import (
 func applyStoreFlags(c *cli.Context, log *slog.Logger, cfg *parent.Config) error {
 	cfg.BrokerID = c.String(flagBrokerID)
 	cfg.Lease = c.Duration(flagLease)
-	cfg.Jobs = parent.JobDefaults{
+	cfg.Jobs = ledger.JobDefaults{
 		MaxRedeliveries:    c.Int(flagMaxRedeliveries),
 		RedeliveryDelay:    c.Duration(flagRedeliveryDelay),
 		RedeliveryDelayMax: c.Duration(flagRedeliveryMax),

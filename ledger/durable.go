@@ -1,8 +1,9 @@
-package parent
+package ledger
 
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -14,7 +15,7 @@ import (
 
 // durable connects the ledger to a durable store (SQLite or PostgreSQL).
 // It is owned by the event loop like the ledger; every store call runs in
-// a goroutine of its own (Broker.async) and its result comes back to the
+// a goroutine of its own (Host.Async) and its result comes back to the
 // event loop as a function to apply, so a slow disk never stalls routing.
 //
 // A persistent message's life:
@@ -34,12 +35,14 @@ import (
 // So the broker holds only the leased window of a durable queue in memory:
 // a queue larger than memory stays on disk.
 type durable struct {
-	l     *ledger
+	l     *Ledger // the ledger it feeds (its books and queues)
+	host  Host    // the ledger's host
+	log   *slog.Logger
 	st    store.Store
 	owner string        // this broker's lease owner id
 	lease time.Duration // lease length; renewed at a third of it
 
-	producers map[*childProc]*producer
+	producers map[Consumer]*producer
 	dirty     map[*producer]bool
 	acks      []int64
 	lastRenew time.Time
@@ -53,12 +56,13 @@ type durable struct {
 
 // producer is one child's persistent SENDs on their way to the store.
 type producer struct {
-	c         *childProc
+	c         Consumer
 	batch     []*store.Message // not yet given to Put
 	batchSize int64
 	inFlight  []*store.Message // given to the Put under way
 	issued    uint64           // Put calls issued
 	waiters   []putWaiter
+	gone      bool // the consumer is gone; forget p once its Puts are done
 }
 
 // putWaiter is a RECEIPT waiting for the Put numbered seq (and so for
@@ -72,34 +76,31 @@ type putWaiter struct {
 	fn        func(coalesced bool)
 }
 
-// openDurable sets the ledger up for the configured store, if any: it
-// releases the leases this broker held before a restart (its messages then
-// come back at once, flagged redelivered, instead of after the lease).
-func (b *Broker) openDurable(ctx context.Context) error {
-	b.queues.jobs = b.cfg.Jobs
-	if b.cfg.Store == nil {
-		return nil
-	}
+// OpenStore connects the ledger to a durable store, which it closes on
+// Close. It first releases the leases this broker (owner) held before a
+// restart: its messages then come back at once, flagged redelivered,
+// instead of after the lease. On an error the store is closed.
+func (l *Ledger) OpenStore(ctx context.Context, st store.Store, owner string, lease time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := b.cfg.Store.ReleaseOwner(ctx, b.cfg.BrokerID); err != nil {
-		b.cfg.Store.Close()
-		return fmt.Errorf("parent: store: releasing this broker's old leases: %w", err)
+	if err := st.ReleaseOwner(ctx, owner); err != nil {
+		st.Close()
+		return fmt.Errorf("store: releasing this broker's old leases: %w", err)
 	}
-	b.queues.durable = newDurable(b.queues, b.cfg.Store, b.cfg.BrokerID, b.cfg.Lease)
+	l.durable = newDurable(l, st, owner, lease)
 	return nil
 }
 
-func newDurable(l *ledger, st store.Store, owner string, lease time.Duration) *durable {
+func newDurable(l *Ledger, st store.Store, owner string, lease time.Duration) *durable {
 	return &durable{
-		l: l, st: st, owner: owner, lease: lease,
-		producers: map[*childProc]*producer{},
+		l: l, host: l.host, log: l.log, st: st, owner: owner, lease: lease,
+		producers: map[Consumer]*producer{},
 		dirty:     map[*producer]bool{},
 		hint:      map[string]bool{},
 	}
 }
 
-func (d *durable) producer(c *childProc) *producer {
+func (d *durable) producer(c Consumer) *producer {
 	p := d.producers[c]
 	if p == nil {
 		p = &producer{c: c}
@@ -110,7 +111,7 @@ func (d *durable) producer(c *childProc) *producer {
 
 // put queues a persistent SEND for the store. It returns the number of
 // the producer's Put that will carry it and its index in that Put.
-func (d *durable) put(from *childProc, dest string, f *frame.Frame, job jobSpec, size int64) (put uint64, idx int) {
+func (d *durable) put(from Consumer, dest string, f *frame.Frame, job jobSpec, size int64) (put uint64, idx int) {
 	p := d.producer(from)
 	hdr := frame.New(frame.SEND)
 	for i := 0; i < f.Header.Len(); i++ {
@@ -135,14 +136,14 @@ func (d *durable) put(from *childProc, dest string, f *frame.Frame, job jobSpec,
 }
 
 // pending reports whether c has persistent SENDs not yet committed.
-func (d *durable) pending(c *childProc) bool {
+func (d *durable) pending(c Consumer) bool {
 	p := d.producers[c]
 	return p != nil && (len(p.batch) > 0 || len(p.inFlight) > 0)
 }
 
 // afterPut runs fn once every persistent SEND c made so far is committed,
 // with the coalesced flag of last, c's most recent SEND.
-func (d *durable) afterPut(c *childProc, last sendOutcome, fn func(bool)) {
+func (d *durable) afterPut(c Consumer, last sendOutcome, fn func(bool)) {
 	p := d.producer(c)
 	w := putWaiter{seq: p.issued, idx: -1, coalesced: last.coalesced, fn: fn}
 	if len(p.batch) > 0 {
@@ -168,11 +169,11 @@ func (d *durable) flush() {
 	if len(d.acks) > 0 {
 		ids := d.acks
 		d.acks = nil
-		d.l.b.async(func() func() {
+		d.host.Async(func() func() {
 			err := d.st.Ack(context.Background(), ids)
 			return func() {
 				if err != nil {
-					d.l.b.log.Error("store: deleting acked messages failed; they will be redelivered", "err", err)
+					d.log.Error("store: deleting acked messages failed; they will be redelivered", "err", err)
 				}
 			}
 		})
@@ -185,7 +186,7 @@ func (d *durable) issue(p *producer) {
 	p.batch, p.batchSize, p.inFlight = nil, 0, msgs
 	p.issued++
 	seq := p.issued
-	d.l.b.async(func() func() {
+	d.host.Async(func() func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		start := time.Now()
@@ -198,10 +199,10 @@ func (d *durable) issue(p *producer) {
 func (d *durable) putDone(p *producer, seq uint64, msgs []*store.Message, res []store.PutResult, err error, size int64, took time.Duration) {
 	p.inFlight = nil
 	d.l.bytes -= size
-	d.l.b.storeCommitted(took, err)
+	d.host.StoreCommitted(took, err)
 	if err != nil {
-		d.l.b.log.Error("store: persistent messages not stored", "client", p.c.addr, "count", len(msgs), "err", err)
-		d.l.b.tellToClose(p.c, stompwire.ErrTextNotStored(err.Error()))
+		d.log.Error("store: persistent messages not stored", "child_pid", p.c.PID(), "count", len(msgs), "err", err)
+		d.host.TellToClose(p.c, stompwire.ErrTextNotStored(err.Error()))
 		p.waiters = nil // no RECEIPT for what was not stored
 	} else {
 		keep := p.waiters[:0]
@@ -232,14 +233,14 @@ func (d *durable) putDone(p *producer, seq uint64, msgs []*store.Message, res []
 	}
 	if len(p.batch) > 0 {
 		d.issue(p)
-	} else if p.c.gone {
+	} else if p.gone {
 		delete(d.producers, p.c)
 	}
 }
 
 // childGone: a dead producer's SENDs still get stored (the spec asks
 // brokers to process what a client sent before it went away).
-func (d *durable) childGone(c *childProc) {
+func (d *durable) childGone(c Consumer) {
 	p := d.producers[c]
 	if p == nil {
 		return
@@ -247,6 +248,7 @@ func (d *durable) childGone(c *childProc) {
 	if len(p.inFlight) == 0 && len(p.batch) == 0 {
 		delete(d.producers, c)
 	}
+	p.gone = true
 }
 
 // fetch leases messages of q from the store when its consumers could take
@@ -262,7 +264,7 @@ func (d *durable) fetch(q *queue) {
 	n := min(want, 256)
 	q.fetching = true
 	name := q.name
-	d.l.b.async(func() func() {
+	d.host.Async(func() func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		msgs, err := d.st.Lease(ctx, name, d.owner, n, d.lease)
@@ -274,7 +276,7 @@ func (d *durable) leased(name string, asked int, msgs []*store.Message, err erro
 	q := d.l.queue(name)
 	q.fetching = false
 	if err != nil {
-		d.l.b.log.Error("store: leasing messages failed; retrying", "destination", name, "err", err)
+		d.log.Error("store: leasing messages failed; retrying", "destination", name, "err", err)
 		d.hint[name] = false // the poll on the next tick tries again
 		return
 	}
@@ -284,9 +286,9 @@ func (d *durable) leased(name string, asked int, msgs []*store.Message, err erro
 	for _, sm := range msgs {
 		m, err := d.fromStore(q, sm)
 		if err != nil {
-			d.l.b.log.Error("store: undecodable stored message; dead-lettering it", "destination", name, "id", sm.ID, "err", err)
+			d.log.Error("store: undecodable stored message; dead-lettering it", "destination", name, "id", sm.ID, "err", err)
 			id := sm.ID
-			d.l.b.async(func() func() {
+			d.host.Async(func() func() {
 				_ = d.st.DeadLetter(context.Background(), id, dlqName(name))
 				return func() {}
 			})
@@ -301,7 +303,7 @@ func (d *durable) leased(name string, asked int, msgs []*store.Message, err erro
 
 // fromStore turns a leased store row into a ledger message.
 func (d *durable) fromStore(q *queue, sm *store.Message) (*qmsg, error) {
-	f, _, err := stompwire.Parse(append(append([]byte(nil), sm.Headers...), 0), stompwire.V12, d.l.b.cfg.Child.Limits.Relayed())
+	f, _, err := stompwire.Parse(append(append([]byte(nil), sm.Headers...), 0), stompwire.V12, d.l.relayed)
 	if err != nil {
 		return nil, err
 	}
@@ -319,9 +321,8 @@ func (d *durable) fromStore(q *queue, sm *store.Message) (*qmsg, error) {
 		job.maxRedeliveries = -1
 	}
 	job.uniqKey = "" // the store enforces uniqueness for durable messages
-	d.l.b.nextMsg++
 	return &qmsg{
-		id: "s" + strconv.FormatInt(sm.ID, 10), seq: d.l.b.nextMsg, q: q, send: f,
+		id: "s" + strconv.FormatInt(sm.ID, 10), seq: d.host.NextMessage(), q: q, send: f,
 		size: frameSize(f), deliveries: sm.Deliveries, job: job, storeID: sm.ID,
 	}, nil
 }
@@ -336,9 +337,9 @@ func (d *durable) failed(m *qmsg, reason string) {
 	d.l.remove(m)
 	id, name := m.storeID, m.q.name
 	if exhausted(m.job.maxRedeliveries, m.deliveries) {
-		d.l.b.log.Warn("message dead-lettered", "destination", name, "message-id", m.id, "deliveries", m.deliveries, "reason", reason)
+		d.log.Warn("message dead-lettered", "destination", name, "message-id", m.id, "deliveries", m.deliveries, "reason", reason)
 		dlq := dlqName(name)
-		d.l.b.async(func() func() {
+		d.host.Async(func() func() {
 			err := d.st.DeadLetter(context.Background(), id, dlq)
 			return func() { d.afterGiveBack(dlq, err) }
 		})
@@ -348,7 +349,7 @@ func (d *durable) failed(m *qmsg, reason string) {
 	if wait := backoff(m.job.redeliveryDelay, m.deliveries, d.l.jobs.RedeliveryDelayMax); wait > 0 {
 		notBefore = d.l.now().Add(wait)
 	}
-	d.l.b.async(func() func() {
+	d.host.Async(func() func() {
 		err := d.st.Release(context.Background(), []int64{id}, false, notBefore, reason)
 		return func() {
 			if err == nil {
@@ -361,7 +362,7 @@ func (d *durable) failed(m *qmsg, reason string) {
 
 func (d *durable) afterGiveBack(queue string, err error) {
 	if err != nil {
-		d.l.b.log.Error("store: giving a message back failed; its lease will run out", "destination", queue, "err", err)
+		d.log.Error("store: giving a message back failed; its lease will run out", "destination", queue, "err", err)
 	}
 	d.hint[queue] = true
 	if q := d.l.queues[queue]; q != nil {
@@ -384,11 +385,11 @@ func (d *durable) onTick(now time.Time) {
 			}
 		}
 		if len(ids) > 0 {
-			d.l.b.async(func() func() {
+			d.host.Async(func() func() {
 				err := d.st.Renew(context.Background(), d.owner, ids, d.lease)
 				return func() {
 					if err != nil {
-						d.l.b.log.Warn("store: renewing leases", "err", err)
+						d.log.Warn("store: renewing leases", "err", err)
 					}
 				}
 			})
@@ -405,9 +406,21 @@ func (d *durable) onTick(now time.Time) {
 	}
 }
 
-// close gives back every leased message (unoffered ones as not delivered,
-// so their delivery count does not grow) and closes the store. Called once
-// the children are gone.
+// Close ends the ledger's use of its durable store, if it has one: it
+// issues the Puts and Acks still gathered, calls drain (which must apply
+// every Async result still under way, on the event loop), then gives back
+// every leased message (unoffered ones as not delivered, so their delivery
+// count does not grow) and closes the store. The host calls it once, after
+// its consumers are gone.
+func (l *Ledger) Close(drain func()) {
+	if l.durable == nil {
+		return
+	}
+	l.durable.flush()
+	drain()
+	l.durable.close()
+}
+
 func (d *durable) close() {
 	var undelivered, delivered []int64
 	for _, m := range d.l.msgs {
@@ -432,6 +445,6 @@ func (d *durable) close() {
 		_ = d.st.Release(ctx, delivered, false, time.Time{}, "broker stopped")
 	}
 	if err := d.st.Close(); err != nil {
-		d.l.b.log.Warn("store: close", "err", err)
+		d.log.Warn("store: close", "err", err)
 	}
 }

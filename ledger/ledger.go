@@ -1,8 +1,9 @@
-package parent
+package ledger
 
 import (
 	"container/heap"
 	"fmt"
+	"log/slog"
 	"sort"
 	"time"
 
@@ -12,17 +13,9 @@ import (
 	"github.com/stomp-broker/stomp-broker/stompwire"
 )
 
-// slotSemaphores is the part of semaphore.Set the ledger uses; tests give
-// it a fake.
-type slotSemaphores interface {
-	Arm(slot int) error
-	Disarm(slot int) error
-	Value(slot int) (int, error)
-	Slots() int
-}
-
-// ledger is the single source of truth for queue messages ("first come,
-// first served" delivery). It is owned by the event loop.
+// Ledger is the single source of truth for queue messages ("first come,
+// first served" delivery). It is owned by the host's event loop: every
+// method must be called from that one goroutine (see the package doc).
 //
 // The original design let children race for a semaphore and deliver if
 // they won; nobody recorded what happened to the message afterwards, so a
@@ -47,12 +40,16 @@ type slotSemaphores interface {
 //
 // Durable messages (persistent:true with a durable store) live in the store
 // and pass through the ledger only while leased: see durable.go.
-type ledger struct {
-	b        *Broker
-	sem      slotSemaphores
-	maxBytes int64
-	bytes    int64
-	jobs     JobDefaults
+type Ledger struct {
+	host       Host
+	sem        Semaphores
+	log        *slog.Logger
+	trace      bool
+	persistAll bool
+	relayed    stompwire.Limits // parse limits of stored frames
+	maxBytes   int64
+	bytes      int64
+	jobs       JobDefaults
 
 	queues map[string]*queue
 	msgs   map[string]*qmsg // every message the ledger holds, by message id
@@ -76,15 +73,20 @@ type ledger struct {
 	// epoch counts flushes; a slot armed in the current epoch was offered
 	// after whatever gave a child its credit back, so it needs no re-offer.
 	epoch uint64
-	// enc and rec are scratch buffers for encoding GRANTs (b.send copies).
+	// enc and rec are scratch buffers for encoding OFFERs and GRANTs
+	// (Host.Send copies what it keeps).
 	enc, rec []byte
-	// offerTo is a scratch list of the children an offer goes to.
-	offerTo []*childProc
+	// offerTo is a scratch list of the consumers an offer goes to.
+	offerTo []Consumer
 
 	durable *durable // nil without a durable store
-	// lastSend is what became of the SEND a child sent most recently, for
-	// the coalesced flag on the RECEIPT that may follow it.
-	lastSend map[*childProc]sendOutcome
+	// lastSend is what became of the SEND a consumer sent most recently,
+	// for the coalesced flag on the RECEIPT that may follow it.
+	lastSend map[Consumer]sendOutcome
+	// wake fires at wakeAt, the earliest due time of a delayed message the
+	// ledger knows of (wake.go); nil until something is delayed.
+	wake   *time.Timer
+	wakeAt time.Time
 }
 
 // sendOutcome is what became of one SEND: coalesced or not, or, for a
@@ -92,13 +94,13 @@ type ledger struct {
 // (the store decides whether it coalesces).
 type sendOutcome struct {
 	coalesced bool
-	put       uint64 // nonzero: the producer's Put number put holds the SEND
+	put       uint64 // nonzero: the number of the producer's Put that holds the SEND
 	idx       int    // its index in that Put
 }
 
 // reoffer is a child that should be shown q's current offers again.
 type reoffer struct {
-	c *childProc
+	c Consumer
 	q *queue
 }
 
@@ -126,14 +128,14 @@ type qmsg struct {
 	deliveries int // deliveries so far; more than one means redelivered
 	state      msgState
 	slot       int // while offered (its batch is slots[slot].msgs)
-	owner      *childProc
-	sub        *subscription // while granted
+	owner      Consumer
+	sub        *Subscription // while granted
 	job        jobSpec
-	notBefore  time.Time  // while delayed
-	ackBy      time.Time  // while granted with an ack-timeout
-	heapIndex  int        // in q.delayed
-	avoid      *childProc // the consumer whose ack-timeout it ran out, while another may take it
-	storeID    int64      // durable messages: the store's id; 0 for memory-only ones
+	notBefore  time.Time // while delayed
+	ackBy      time.Time // while granted with an ack-timeout
+	heapIndex  int       // in q.delayed
+	avoid      Consumer  // the consumer whose ack-timeout it ran out, while another may take it
+	storeID    int64     // durable messages: the store's id; 0 for memory-only ones
 }
 
 // slot is one semaphore of the set, as the ledger sees it. Its token
@@ -154,23 +156,33 @@ type queue struct {
 	delayed delayHeap
 	offered map[*qmsg]int // messages on offer → their slot
 	slots   map[int]bool  // slots currently offering messages of this queue
-	subs    map[*subscription]*childProc
+	subs    map[*Subscription]Consumer
 	uniq    map[string]*qmsg // pending messages by uniqkey
 	// durable-store bookkeeping (durable.go)
 	fetching bool // a Lease call is under way
 }
 
-func newLedger(b *Broker, sem slotSemaphores, maxBytes int64) *ledger {
-	l := &ledger{
-		b: b, sem: sem, maxBytes: maxBytes,
-		jobs:     JobDefaults{MaxRedeliveries: -1},
+// New returns an empty ledger that arbitrates with sem's slots and talks
+// to its consumers through host.
+func New(host Host, sem Semaphores, cfg Config) *Ledger {
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	l := &Ledger{
+		host: host, sem: sem, log: log, trace: cfg.Trace, persistAll: cfg.PersistAll,
+		relayed: cfg.Relayed, maxBytes: cfg.MaxBytes,
+		jobs:     cfg.Jobs,
 		queues:   map[string]*queue{},
 		msgs:     map[string]*qmsg{},
 		slots:    make([]slot, sem.Slots()+1),
 		hungry:   map[*queue]bool{},
 		leased:   map[*qmsg]bool{},
-		now:      time.Now,
-		lastSend: map[*childProc]sendOutcome{},
+		now:      cfg.Now,
+		lastSend: map[Consumer]sendOutcome{},
+	}
+	if l.now == nil {
+		l.now = time.Now
 	}
 	for i := sem.Slots(); i >= 1; i-- {
 		l.free = append(l.free, i)
@@ -178,10 +190,10 @@ func newLedger(b *Broker, sem slotSemaphores, maxBytes int64) *ledger {
 	return l
 }
 
-func (l *ledger) queue(name string) *queue {
+func (l *Ledger) queue(name string) *queue {
 	q := l.queues[name]
 	if q == nil {
-		q = &queue{name: name, offered: map[*qmsg]int{}, slots: map[int]bool{}, subs: map[*subscription]*childProc{}, uniq: map[string]*qmsg{}}
+		q = &queue{name: name, offered: map[*qmsg]int{}, slots: map[int]bool{}, subs: map[*Subscription]Consumer{}, uniq: map[string]*qmsg{}}
 		l.queues[name] = q
 	}
 	return q
@@ -197,25 +209,26 @@ func frameSize(f *frame.Frame) int64 {
 	return size
 }
 
-// publish takes a SEND to a queue. A malformed job header, or a message
+// Publish takes a SEND to a queue; seq is its publication number (the
+// host's message counter, also in id), which orders requeued messages. A malformed job header, or a message
 // over the memory budget, gets the producer an ERROR saying so (nothing is
 // dropped silently). Persistent messages go to the durable store when
 // there is one; the rest wait in memory, at the tail of their queue or, if
 // scheduled, until their time.
-func (l *ledger) publish(from *childProc, id, dest string, f *frame.Frame) {
+func (l *Ledger) Publish(from Consumer, seq uint64, id, dest string, f *frame.Frame) {
 	l.lastSend[from] = sendOutcome{}
 	job, err := parseJobSpec(f, l.jobs, l.now())
 	if err != nil {
-		l.b.tellToClose(from, err.Error())
+		l.host.TellToClose(from, err.Error())
 		return
 	}
 	size := frameSize(f)
 	if l.bytes+size > l.maxBytes {
-		l.b.log.Warn("queue memory limit reached; refusing SEND", "destination", dest, "limit_bytes", l.maxBytes)
-		l.b.tellToClose(from, stompwire.ErrTextQueueMemoryLimit(l.maxBytes, dest))
+		l.log.Warn("queue memory limit reached; refusing SEND", "destination", dest, "limit_bytes", l.maxBytes)
+		l.host.TellToClose(from, stompwire.ErrTextQueueMemoryLimit(l.maxBytes, dest))
 		return
 	}
-	if (job.persistent || l.b.cfg.PersistAll) && l.durable != nil {
+	if (job.persistent || l.persistAll) && l.durable != nil {
 		put, idx := l.durable.put(from, dest, f, job, size)
 		l.lastSend[from] = sendOutcome{put: put, idx: idx}
 		return
@@ -227,7 +240,7 @@ func (l *ledger) publish(from *childProc, id, dest string, f *frame.Frame) {
 			return
 		}
 	}
-	m := &qmsg{id: id, seq: l.b.nextMsg, q: q, send: f, size: size, job: job}
+	m := &qmsg{id: id, seq: seq, q: q, send: f, size: size, job: job}
 	l.add(m)
 	if !job.notBefore.IsZero() && job.notBefore.After(l.now()) {
 		l.delay(m, job.notBefore)
@@ -238,7 +251,7 @@ func (l *ledger) publish(from *childProc, id, dest string, f *frame.Frame) {
 }
 
 // pumpLater notes that q may have messages to offer; flush offers them.
-func (l *ledger) pumpLater(q *queue) {
+func (l *Ledger) pumpLater(q *queue) {
 	for _, p := range l.toPump {
 		if p == q {
 			return
@@ -249,7 +262,7 @@ func (l *ledger) pumpLater(q *queue) {
 
 // reofferLater notes that c should see q's current offers again (it got
 // credit back and may have dropped them when it had none); flush sends them.
-func (l *ledger) reofferLater(c *childProc, q *queue) {
+func (l *Ledger) reofferLater(c Consumer, q *queue) {
 	for _, r := range l.toReoffer {
 		if r.c == c && r.q == q {
 			return
@@ -258,16 +271,19 @@ func (l *ledger) reofferLater(c *childProc, q *queue) {
 	l.toReoffer = append(l.toReoffer, reoffer{c, q})
 }
 
-// flush does the work deferred while a batch of records was applied: first
-// the re-offers of existing offers, then new offers. The event loop calls
-// it after each batch (applyRecords).
-func (l *ledger) flush() {
+// Flush does the work deferred while a batch of records was applied: the
+// durable store's Puts and Acks, then the re-offers of existing offers,
+// then new offers. The host calls it after each batch of a child's records.
+func (l *Ledger) Flush() {
+	if l.durable != nil {
+		l.durable.flush()
+	}
 	for i, r := range l.toReoffer {
-		if !r.c.gone {
-			for n := range r.q.slots {
-				if l.slots[n].armedEpoch != l.epoch {
-					l.offer(n, r.c)
-				}
+		// A consumer that is gone has no subscription left, so offer
+		// finds nobody to send to.
+		for n := range r.q.slots {
+			if l.slots[n].armedEpoch != l.epoch {
+				l.offer(n, r.c)
 			}
 		}
 		l.toReoffer[i] = reoffer{}
@@ -282,7 +298,7 @@ func (l *ledger) flush() {
 }
 
 // add enters m into the ledger's books.
-func (l *ledger) add(m *qmsg) {
+func (l *Ledger) add(m *qmsg) {
 	l.bytes += m.size
 	l.msgs[m.id] = m
 	m.q.count++
@@ -293,7 +309,7 @@ func (l *ledger) add(m *qmsg) {
 
 // remove takes m off the ledger's books (ACK, dead-lettered, or handed
 // back to the durable store).
-func (l *ledger) remove(m *qmsg) {
+func (l *Ledger) remove(m *qmsg) {
 	delete(l.msgs, m.id)
 	delete(l.leased, m)
 	l.bytes -= m.size
@@ -305,19 +321,19 @@ func (l *ledger) remove(m *qmsg) {
 }
 
 // delay parks m until t; the wake-up timer releases it then.
-func (l *ledger) delay(m *qmsg, t time.Time) {
+func (l *Ledger) delay(m *qmsg, t time.Time) {
 	m.state, m.notBefore = stateDelayed, t
 	heap.Push(&m.q.delayed, m)
-	l.b.wakeBy(t)
+	l.wakeBy(t)
 }
 
-// afterPending runs fn once every message c published so far is as safe as
+// AfterPending runs fn once every message c published so far is as safe as
 // the broker promises: in memory, at once; persistent messages with a
 // durable store, once committed. coalesced tells fn whether c's last SEND
 // (the one a RECEIPT asked now answers) was merged with a pending message
 // of the same uniqkey: for a memory SEND the ledger knows at once, for a
 // persistent one the store says when its Put commits.
-func (l *ledger) afterPending(c *childProc, fn func(coalesced bool)) {
+func (l *Ledger) AfterPending(c Consumer, fn func(coalesced bool)) {
 	last := l.lastSend[c]
 	if l.durable != nil && l.durable.pending(c) {
 		l.durable.afterPut(c, last, fn)
@@ -349,7 +365,7 @@ func (q *queue) creditStats() (total, best int) {
 //
 // Each offer is a batch: as many ready messages as one consumer could take
 // (at most maxOfferBatch), and no more than the credit left.
-func (l *ledger) pump(q *queue) {
+func (l *Ledger) pump(q *queue) {
 	// One batch of a queue on offer at a time. What a winner could not
 	// take goes back to the front before the next batch is formed, so no
 	// consumer ever gets a later message of a producer before an earlier
@@ -393,7 +409,7 @@ func (l *ledger) pump(q *queue) {
 // arm makes slot n's token available (SETVAL 1, which also wipes any
 // process's undo record for it), bumps its generation and offers its
 // message to every consumer of the queue that has credit.
-func (l *ledger) arm(n int) {
+func (l *Ledger) arm(n int) {
 	s := &l.slots[n]
 	s.gen++
 	s.offeredAt = l.now()
@@ -407,7 +423,7 @@ func (l *ledger) arm(n int) {
 
 // offer sends slot n's current offer to the consumers of its queue with
 // credit, or to only one child if to is not nil.
-func (l *ledger) offer(n int, to *childProc) {
+func (l *Ledger) offer(n int, to Consumer) {
 	s := &l.slots[n]
 	if len(s.msgs) == 0 {
 		return
@@ -415,13 +431,13 @@ func (l *ledger) offer(n int, to *childProc) {
 	m := s.msgs[0]
 	eligible := l.offerTo[:0]
 	for sub, c := range m.q.subs {
-		if (to == nil || c == to) && sub.inflight < sub.prefetch && !containsChild(eligible, c) {
+		if (to == nil || c == to) && sub.inflight < sub.prefetch && !containsConsumer(eligible, c) {
 			eligible = append(eligible, c)
 		}
 	}
 	// A message taken back from a consumer that sat on it past its
 	// ack-timeout goes to someone else if anyone else can take it.
-	if m.avoid != nil && containsChild(eligible, m.avoid) && (len(eligible) > 1 || m.q.otherConsumer(m.avoid)) {
+	if m.avoid != nil && containsConsumer(eligible, m.avoid) && (len(eligible) > 1 || m.q.otherConsumer(m.avoid)) {
 		for i, c := range eligible {
 			if c == m.avoid {
 				eligible = append(eligible[:i], eligible[i+1:]...)
@@ -436,15 +452,15 @@ func (l *ledger) offer(n int, to *childProc) {
 	rec := ipc.AppendOffer(l.rec[:0], ipc.Offer{Slot: n, Gen: s.gen, Destination: m.q.name, MessageID: m.id, Count: len(s.msgs)})
 	l.rec = rec
 	for i, c := range eligible {
-		if l.b.cfg.Trace {
-			l.b.log.Info("trace", "hop", ipc.HopQueueOffer, "record", ipc.KindOffer.String(), "destination", m.q.name, "message-id", m.id, "messages", len(s.msgs), "slot", n, "gen", s.gen, "to_child_pid", c.pid)
+		if l.trace {
+			l.log.Info("trace", "hop", ipc.HopQueueOffer, "record", ipc.KindOffer.String(), "destination", m.q.name, "message-id", m.id, "messages", len(s.msgs), "slot", n, "gen", s.gen, "to_child_pid", c.PID())
 		}
-		l.b.send(c, rec)
+		l.host.Send(c, rec, 0)
 		eligible[i] = nil
 	}
 }
 
-func containsChild(cs []*childProc, c *childProc) bool {
+func containsConsumer(cs []Consumer, c Consumer) bool {
 	for _, x := range cs {
 		if x == c {
 			return true
@@ -453,11 +469,11 @@ func containsChild(cs []*childProc, c *childProc) bool {
 	return false
 }
 
-// claim answers a child that won slot cl.Slot's token: GRANTs if the slot
-// still offers the batch the child saw, at the generation it saw, and the
-// subscription still exists; one DENY for the whole claim otherwise.
-func (l *ledger) claim(c *childProc, cl ipc.Claim) {
-	sub := c.subs[cl.SubID]
+// Claim answers a consumer that won slot cl.Slot's token: GRANTs if the
+// slot still offers the batch it saw, at the generation it saw, and the
+// subscription still exists; one DENY for the whole claim otherwise. sub
+// is c's queue subscription with the key cl.SubID (nil if it has none).
+func (l *Ledger) Claim(c Consumer, sub *Subscription, cl ipc.Claim) {
 	if cl.Slot >= 1 && cl.Slot < len(l.slots) {
 		s := &l.slots[cl.Slot]
 		var m *qmsg
@@ -468,15 +484,15 @@ func (l *ledger) claim(c *childProc, cl ipc.Claim) {
 		if want <= 0 || want > len(s.msgs) {
 			want = len(s.msgs)
 		}
-		if m != nil && s.gen == cl.Gen && m.id == cl.MessageID && sub != nil && sub.queue && sub.dest == m.q.name {
+		if m != nil && s.gen == cl.Gen && m.id == cl.MessageID && sub != nil && sub.c == c && sub.dest == m.q.name {
 			l.grant(c, sub, cl.Slot, want)
 			return
 		}
-		if l.b.cfg.Trace {
-			l.b.log.Info("trace", "hop", ipc.HopGrant, "record", ipc.KindDeny.String(), "message-id", cl.MessageID, "slot", cl.Slot, "gen", cl.Gen, "to_child_pid", c.pid, "reason", "stale claim: the slot was re-armed or its offer is gone")
+		if l.trace {
+			l.log.Info("trace", "hop", ipc.HopGrant, "record", ipc.KindDeny.String(), "message-id", cl.MessageID, "slot", cl.Slot, "gen", cl.Gen, "to_child_pid", c.PID(), "reason", "stale claim: the slot was re-armed or its offer is gone")
 		}
-		l.b.send(c, ipc.AppendDeny(nil, cl.SubID, cl.MessageID, claimCount(cl)))
-		if sub != nil && sub.queue {
+		l.host.Send(c, ipc.AppendDeny(nil, cl.SubID, cl.MessageID, claimCount(cl)), 0)
+		if sub != nil {
 			l.reofferLater(c, l.queue(sub.dest)) // its credit is back
 		}
 		// A stale claimer took whatever token the slot held when it
@@ -492,7 +508,7 @@ func (l *ledger) claim(c *childProc, cl ipc.Claim) {
 		}
 		return
 	}
-	l.b.send(c, ipc.AppendDeny(nil, cl.SubID, cl.MessageID, claimCount(cl)))
+	l.host.Send(c, ipc.AppendDeny(nil, cl.SubID, cl.MessageID, claimCount(cl)), 0)
 }
 
 // claimCount is how many messages the child counts on for claim cl (what a
@@ -507,7 +523,7 @@ func claimCount(cl ipc.Claim) int { return max(cl.Count, 1) }
 // a DENY for what it asked and will not get. SETVAL 0 commits: it clears
 // the winner's SEM_UNDO record, so its death later cannot resurrect the
 // token; from here on the ledger alone knows who holds the messages.
-func (l *ledger) grant(c *childProc, sub *subscription, n, want int) {
+func (l *Ledger) grant(c Consumer, sub *Subscription, n, want int) {
 	s := &l.slots[n]
 	batch := s.msgs
 	q := batch[0].q
@@ -529,17 +545,16 @@ func (l *ledger) grant(c *childProc, sub *subscription, n, want int) {
 			m.deliveries++ // durable messages count deliveries in the store, per lease
 		}
 		sub.inflight++
-		c.messagesOut++
 		if sub.clientAck && sub.ackTimeout > 0 {
 			m.ackBy = l.now().Add(sub.ackTimeout)
 			l.leased[m] = true
 		}
-		if l.b.cfg.Trace {
-			l.b.log.Info("trace", "hop", ipc.HopGrant, "record", ipc.KindGrant.String(), "destination", q.name, "message-id", m.id, "slot", n, "to_child_pid", c.pid, "deliveries", m.deliveries)
+		if l.trace {
+			l.log.Info("trace", "hop", ipc.HopGrant, "record", ipc.KindGrant.String(), "destination", q.name, "message-id", m.id, "slot", n, "to_child_pid", c.PID(), "deliveries", m.deliveries)
 		}
-		l.enc = encodeMessage(l.enc[:0], q.name, m.id, m.send, m.deliveries > 1, m.deliveries)
+		l.enc = EncodeMessage(l.enc[:0], q.name, m.id, m.send, m.deliveries > 1, m.deliveries)
 		l.rec = ipc.AppendMessage(l.rec[:0], ipc.KindGrant, sub.key, m.id, l.enc)
-		l.b.send(c, l.rec)
+		l.host.Send(c, l.rec, 1)
 	}
 	// What was offered but not taken goes back to the front, in order, as
 	// if never offered (it was not delivered, so it is no redelivery).
@@ -549,7 +564,7 @@ func (l *ledger) grant(c *childProc, sub *subscription, n, want int) {
 		q.ready.pushFront(m)
 	}
 	if take < want {
-		l.b.send(c, ipc.AppendDeny(nil, sub.key, batch[0].id, want-take))
+		l.host.Send(c, ipc.AppendDeny(nil, sub.key, batch[0].id, want-take), 0)
 		l.reofferLater(c, q)
 	}
 	clear(batch) // the slot reuses the array; drop the pointers now
@@ -558,20 +573,20 @@ func (l *ledger) grant(c *childProc, sub *subscription, n, want int) {
 
 // slotFreed pumps (later, see flush) the queue that freed a slot, then
 // any queue that was waiting for one.
-func (l *ledger) slotFreed(q *queue) {
+func (l *Ledger) slotFreed(q *queue) {
 	l.pumpLater(q)
 	for h := range l.hungry {
 		l.pumpLater(h)
 	}
 }
 
-// settle applies an ACK (consumed: forget it) or NACK (failed: redeliver
+// Settle applies an ACK (consumed: forget it) or NACK (failed: redeliver
 // it) for a message granted to c. Anything else (unknown id, someone
 // else's message, one revoked after its ack-timeout) is ignored: it was
 // already requeued or acked.
-func (l *ledger) settle(c *childProc, id string, ack bool) {
+func (l *Ledger) Settle(c Consumer, id string, ack bool) {
 	m := l.msgs[id]
-	if l.b.cfg.Trace {
+	if l.trace {
 		k, outcome := ipc.KindAck, "acked: removed from the ledger"
 		if !ack {
 			k, outcome = ipc.KindNack, "nacked: back to the queue, after any backoff, or to its DLQ"
@@ -579,7 +594,7 @@ func (l *ledger) settle(c *childProc, id string, ack bool) {
 		if m == nil || m.state != stateGranted || m.owner != c {
 			outcome = "ignored: not held by this child"
 		}
-		l.b.log.Info("trace", "hop", ipc.HopSettle, "record", k.String(), "message-id", id, "from_child_pid", c.pid, "outcome", outcome)
+		l.log.Info("trace", "hop", ipc.HopSettle, "record", k.String(), "message-id", id, "from_child_pid", c.PID(), "outcome", outcome)
 	}
 	if m == nil || m.state != stateGranted || m.owner != c {
 		return
@@ -605,7 +620,7 @@ func (l *ledger) settle(c *childProc, id string, ack bool) {
 // ack-timeout): the message goes to the dead-letter queue if it has used
 // up its redeliveries, else back to its queue, after a backoff if one is
 // set; its next delivery carries redelivered:true.
-func (l *ledger) failed(m *qmsg, reason string) {
+func (l *Ledger) failed(m *qmsg, reason string) {
 	delete(l.leased, m)
 	m.owner, m.sub = nil, nil
 	if m.storeID != 0 {
@@ -625,20 +640,20 @@ func (l *ledger) failed(m *qmsg, reason string) {
 }
 
 // deadLetter moves a memory message to its queue's dead-letter queue.
-func (l *ledger) deadLetter(m *qmsg, reason string) {
-	l.b.log.Warn("message dead-lettered", "destination", m.q.name, "message-id", m.id, "deliveries", m.deliveries, "reason", reason)
+func (l *Ledger) deadLetter(m *qmsg, reason string) {
+	l.log.Warn("message dead-lettered", "destination", m.q.name, "message-id", m.id, "deliveries", m.deliveries, "reason", reason)
 	l.remove(m)
 	dlq := dlqName(m.q.name)
 	f := deadLetterFrame(m.send, m.q.name, m.deliveries, reason)
-	l.b.nextMsg++
-	d := &qmsg{id: m.id, seq: l.b.nextMsg, q: l.queue(dlq), send: f, size: m.size, job: jobSpec{maxRedeliveries: -1}}
+	d := &qmsg{id: m.id, seq: l.host.NextMessage(), q: l.queue(dlq), send: f, size: m.size, job: jobSpec{maxRedeliveries: -1}}
 	l.add(d)
 	d.q.ready.pushBack(d)
 	l.pump(d.q)
 }
 
-// subscribe adds a queue consumer and offers it what is waiting.
-func (l *ledger) subscribe(c *childProc, sub *subscription) {
+// Subscribe adds a queue consumer and offers it what is waiting.
+func (l *Ledger) Subscribe(sub *Subscription) {
+	c := sub.c
 	q := l.queue(sub.dest)
 	q.subs[sub] = c
 	for n := range q.slots {
@@ -647,8 +662,8 @@ func (l *ledger) subscribe(c *childProc, sub *subscription) {
 	l.pump(q)
 }
 
-// unsubscribe removes a consumer; what it held goes back to the queue.
-func (l *ledger) unsubscribe(c *childProc, sub *subscription) {
+// Unsubscribe removes a consumer; what it held goes back to the queue.
+func (l *Ledger) Unsubscribe(sub *Subscription) {
 	q := l.queues[sub.dest]
 	if q == nil {
 		return
@@ -661,7 +676,7 @@ func (l *ledger) unsubscribe(c *childProc, sub *subscription) {
 
 // requeueHeldBy fails every granted message for which held is true,
 // keeping their original order at the head of each queue.
-func (l *ledger) requeueHeldBy(held func(*qmsg) bool, reason string) {
+func (l *Ledger) requeueHeldBy(held func(*qmsg) bool, reason string) {
 	var back []*qmsg
 	for _, m := range l.msgs {
 		if m.state == stateGranted && held(m) {
@@ -681,13 +696,14 @@ func (l *ledger) requeueHeldBy(held func(*qmsg) bool, reason string) {
 	}
 }
 
-// childGone runs after every record of the dead child c was applied, and
-// before its subscriptions are removed (which requeues what it held). It
+// ChildGone runs after every record of the dead child c was applied, and
+// before its subscriptions are removed (Unsubscribe, which requeues what
+// it held). It
 // deals with offers it may have won but not claimed. SEM_UNDO returned such a
 // token before the parent saw the child's EOF, so any offered slot whose
 // value is above zero is armed again and re-offered (the other children
 // dropped that offer when they lost the race).
-func (l *ledger) childGone(c *childProc) {
+func (l *Ledger) ChildGone(c Consumer) {
 	delete(l.lastSend, c)
 	if l.durable != nil {
 		l.durable.childGone(c)
@@ -702,13 +718,13 @@ func (l *ledger) childGone(c *childProc) {
 	}
 }
 
-// onTick releases delayed messages whose time has come, takes back
+// OnTick (the host calls it once a second) releases delayed messages whose time has come, takes back
 // deliveries past their ack-timeout, and re-arms offers nobody claimed for
 // a while although some consumer had credit (a safety net that should
 // never fire).
-func (l *ledger) onTick(now time.Time) {
+func (l *Ledger) OnTick(now time.Time) {
 	if next := l.releaseDue(now); !next.IsZero() {
-		l.b.wakeBy(next)
+		l.wakeBy(next)
 	}
 	for _, q := range l.queues {
 		if q.ready.len() > 0 {
@@ -723,7 +739,7 @@ func (l *ledger) onTick(now time.Time) {
 	for n := 1; n < len(l.slots); n++ {
 		s := &l.slots[n]
 		if len(s.msgs) > 0 && now.Sub(s.offeredAt) > 2*time.Second && s.msgs[0].q.credit() > 0 {
-			l.b.log.Debug("re-arming an unclaimed offer", "slot", n, "message-id", s.msgs[0].id)
+			l.log.Debug("re-arming an unclaimed offer", "slot", n, "message-id", s.msgs[0].id)
 			l.arm(n)
 		}
 	}
@@ -736,7 +752,7 @@ func (l *ledger) onTick(now time.Time) {
 // with a durable store, asks it for stored ones coming due), and returns
 // the next due time it knows of (zero: none). The wake-up timer calls it
 // at that time (wake.go); the tick, as a safety net.
-func (l *ledger) releaseDue(now time.Time) (next time.Time) {
+func (l *Ledger) releaseDue(now time.Time) (next time.Time) {
 	for _, q := range l.queues {
 		released := false
 		for q.delayed.Len() > 0 && !q.delayed[0].notBefore.After(now) {
@@ -761,10 +777,10 @@ func (l *ledger) releaseDue(now time.Time) (next time.Time) {
 // revoke takes back a delivery its consumer did not ack within the
 // subscription's ack-timeout: the child forgets it (and ignores a late
 // ACK), the consumer stays connected, and the message is redelivered.
-func (l *ledger) revoke(m *qmsg) {
+func (l *Ledger) revoke(m *qmsg) {
 	c, sub := m.owner, m.sub
-	l.b.log.Info("ack-timeout: taking a delivery back", "destination", m.q.name, "message-id", m.id, "child_pid", c.pid)
-	l.b.send(c, ipc.AppendRevoke(nil, sub.key, m.id))
+	l.log.Info("ack-timeout: taking a delivery back", "destination", m.q.name, "message-id", m.id, "child_pid", c.PID())
+	l.host.Send(c, ipc.AppendRevoke(nil, sub.key, m.id), 0)
 	sub.inflight--
 	q := m.q
 	l.failed(m, "ack-timeout")
@@ -773,7 +789,7 @@ func (l *ledger) revoke(m *qmsg) {
 }
 
 // otherConsumer reports whether a child other than c consumes q.
-func (q *queue) otherConsumer(c *childProc) bool {
+func (q *queue) otherConsumer(c Consumer) bool {
 	for _, o := range q.subs {
 		if o != c {
 			return true
@@ -784,7 +800,7 @@ func (q *queue) otherConsumer(c *childProc) bool {
 
 // forgetIfIdle drops an empty queue nobody consumes, so the map does not
 // grow with every destination name ever used.
-func (q *queue) forgetIfIdle(l *ledger) {
+func (q *queue) forgetIfIdle(l *Ledger) {
 	if q.count == 0 && len(q.subs) == 0 && !q.fetching {
 		delete(l.queues, q.name)
 		delete(l.hungry, q)
@@ -794,9 +810,9 @@ func (q *queue) forgetIfIdle(l *ledger) {
 // semFailed handles a semaphore error: the set was removed underneath the
 // broker (logind's RemoveIPC, an operator's ipcrm). Nothing queue-related
 // can work any more; stop the broker so the service manager restarts it.
-func (l *ledger) semFailed(err error) {
-	l.b.log.Error("semaphore set failed; the broker cannot deliver queue messages and stops", "err", err)
-	l.b.fatal(fmt.Errorf("parent: semaphore set: %w", err))
+func (l *Ledger) semFailed(err error) {
+	l.log.Error("semaphore set failed; the broker cannot deliver queue messages and stops", "err", err)
+	l.host.Fatal(fmt.Errorf("parent: semaphore set: %w", err))
 }
 
 func sortBySeq(ms []*qmsg) {

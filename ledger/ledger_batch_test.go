@@ -1,29 +1,22 @@
-package parent
+package ledger
 
 import (
 	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/go-stomp/stomp/v3/frame"
-
 	"github.com/stomp-broker/stomp-broker/ipc"
 	"github.com/stomp-broker/stomp-broker/stompwire"
 )
 
-// sendBatch applies n SENDs to dest (bodies "0".."n-1") as one batch of
-// records, as a producer child's one write would carry them.
-func (tb *testBroker) sendBatch(t *testing.T, c *childProc, dest string, n int) {
+// sendBatch publishes n SENDs to dest (bodies "0".."n-1") as one batch
+// of records, as a producer child's one write would carry them.
+func (tb *testLedger) sendBatch(t *testing.T, c *fakeConsumer, dest string, n int) {
 	t.Helper()
-	var recs []byte
 	for i := 0; i < n; i++ {
-		f := frame.New(frame.SEND, frame.Destination, dest)
-		f.Body = []byte(strconv.Itoa(i))
-		recs = ipc.AppendRecord(recs, ipc.KindFrame, stompwire.AppendFrame(nil, f, stompwire.V12))
+		tb.publish(c, dest, strconv.Itoa(i))
 	}
-	if err := tb.applyRecords(c, recs); err != nil {
-		t.Fatal(err)
-	}
+	tb.queues.Flush()
 }
 
 func bodies(rs []record) string {
@@ -50,9 +43,9 @@ func TestLedgerOffersBatches(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			tb := newTestBroker(t, 16, 1<<20)
+			tb := newTestLedger(t, 16, 1<<20)
 			prod := tb.fakeChild()
-			var cons []*childProc
+			var cons []*fakeConsumer
 			for i, pf := range tc.prefetch {
 				c := tb.fakeChild()
 				tb.subscribe(t, c, strconv.Itoa(i), "/queue/b", "client-individual", pf)
@@ -79,7 +72,7 @@ func TestLedgerOffersBatches(t *testing.T) {
 }
 
 func TestLedgerPartialClaimRequeuesTheRestInOrder(t *testing.T) {
-	tb := newTestBroker(t, 16, 1<<20)
+	tb := newTestLedger(t, 16, 1<<20)
 	prod, cons := tb.fakeChild(), tb.fakeChild()
 	tb.subscribe(t, cons, "1", "/queue/b", "client-individual", 10)
 	tb.sendBatch(t, prod, "/queue/b", 5)
@@ -114,7 +107,7 @@ func TestLedgerPartialClaimRequeuesTheRestInOrder(t *testing.T) {
 }
 
 func TestLedgerClaimBeyondCreditIsDeniedInPart(t *testing.T) {
-	tb := newTestBroker(t, 16, 1<<20)
+	tb := newTestLedger(t, 16, 1<<20)
 	prod, cons := tb.fakeChild(), tb.fakeChild()
 	tb.subscribe(t, cons, "1", "/queue/b", "client-individual", 3)
 	tb.sendBatch(t, prod, "/queue/b", 3)
@@ -137,12 +130,10 @@ func TestLedgerClaimBeyondCreditIsDeniedInPart(t *testing.T) {
 }
 
 // denyCounts returns the counts of the DENY records queued for c, without
-// taking anything from its outbox.
-func denyCounts(t *testing.T, c *childProc) []int {
+// taking anything from its queue.
+func denyCounts(t *testing.T, c *fakeConsumer) []int {
 	t.Helper()
-	c.out.mu.Lock()
-	buf := append([]byte(nil), c.out.buf...)
-	c.out.mu.Unlock()
+	buf := c.out
 	var counts []int
 	for len(buf) > 0 {
 		k, body, rest, err := ipc.NextRecord(buf)

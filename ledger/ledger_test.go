@@ -1,11 +1,10 @@
-package parent
+package ledger
 
 import (
-	"io"
-	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-stomp/stomp/v3/frame"
 
@@ -31,71 +30,117 @@ func (f *fakeSlots) take(n int) bool {
 	return false
 }
 
-type testBroker struct {
-	*Broker
-	sem *fakeSlots
-	pid int
+// fakeConsumer is a child process as the ledger sees it: a handle, its
+// queue subscriptions (the parent's table of them) and what the host
+// queued for it.
+type fakeConsumer struct {
+	pid  int
+	subs map[string]*Subscription
+	out  []byte
+	told bool
 }
 
-func newTestBroker(t *testing.T, slots int, maxBytes int64) *testBroker {
-	t.Helper()
-	cfg := Config{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	b := &Broker{cfg: cfg, log: cfg.Log, children: map[int]*childProc{}, topics: map[string]map[*childProc]int{}, idPrefix: "t"}
-	sem := newFakeSlots(slots)
-	b.queues = newLedger(b, sem, maxBytes)
-	return &testBroker{Broker: b, sem: sem}
+func (c *fakeConsumer) PID() int { return c.pid }
+
+// fakeHost is the broker around the ledger: it queues records per
+// consumer, numbers messages and runs async work at once.
+type fakeHost struct {
+	next  uint64
+	fatal error
 }
 
-// fakeChild is a child process as the event loop sees it, with no process.
-func (tb *testBroker) fakeChild() *childProc {
-	tb.pid++
-	c := &childProc{pid: tb.pid, addr: "test", out: newOutbox(1 << 20), subs: map[string]*subscription{}}
-	tb.children[c.pid] = c
-	return c
-}
-
-func (tb *testBroker) frame(t *testing.T, c *childProc, command string, headers ...string) {
-	t.Helper()
-	f := frame.New(command, headers...)
-	rec := ipc.AppendRecord(nil, ipc.KindFrame, stompwire.AppendFrame(nil, f, stompwire.V12))
-	if err := tb.applyRecords(c, rec); err != nil {
-		t.Fatal(err)
+func (h *fakeHost) Send(c Consumer, records []byte, messages int) {
+	fc := c.(*fakeConsumer)
+	if !fc.told {
+		fc.out = append(fc.out, records...)
 	}
 }
 
-func (tb *testBroker) subscribe(t *testing.T, c *childProc, key, dest, ack string, prefetch int) {
-	tb.frame(t, c, frame.SUBSCRIBE, frame.Id, key, frame.Destination, dest, frame.Ack, ack, stompwire.HeaderPrefetchCount, strconv.Itoa(prefetch))
+// TellToClose replaces what is queued with the SHUTDOWN, as the parent's
+// outbox does.
+func (h *fakeHost) TellToClose(c Consumer, reason string) {
+	fc := c.(*fakeConsumer)
+	if !fc.told {
+		fc.told = true
+		fc.out = ipc.AppendText(fc.out[:0], ipc.KindShutdown, reason)
+	}
 }
 
-func (tb *testBroker) send(t *testing.T, c *childProc, dest, body string) {
+func (h *fakeHost) NextMessage() uint64                 { h.next++; return h.next }
+func (h *fakeHost) Async(work func() (apply func()))    { work()() }
+func (h *fakeHost) StoreCommitted(time.Duration, error) {}
+func (h *fakeHost) Fatal(err error)                     { h.fatal = err }
+
+// testLedger is a ledger with a fake host and fake semaphores; its helpers
+// play the parent's event loop applying one batch of a child's records
+// (then Flush).
+type testLedger struct {
+	queues *Ledger
+	host   *fakeHost
+	sem    *fakeSlots
+	pid    int
+}
+
+func newTestLedger(t *testing.T, slots int, maxBytes int64) *testLedger {
 	t.Helper()
+	sem := newFakeSlots(slots)
+	host := &fakeHost{}
+	l := New(host, sem, Config{MaxBytes: maxBytes, Jobs: JobDefaults{MaxRedeliveries: -1}})
+	return &testLedger{queues: l, host: host, sem: sem}
+}
+
+// fakeChild is a new consumer.
+func (tb *testLedger) fakeChild() *fakeConsumer {
+	tb.pid++
+	return &fakeConsumer{pid: tb.pid, subs: map[string]*Subscription{}}
+}
+
+func (tb *testLedger) subscribe(t *testing.T, c *fakeConsumer, key, dest, ack string, prefetch int) {
+	t.Helper()
+	f := frame.New(frame.SUBSCRIBE, frame.Id, key, frame.Destination, dest, frame.Ack, ack, stompwire.HeaderPrefetchCount, strconv.Itoa(prefetch))
+	sub := NewSubscription(c, key, dest, f.Header)
+	c.subs[key] = sub
+	tb.queues.Subscribe(sub)
+	tb.queues.Flush()
+}
+
+// publish hands the ledger one SEND, numbered as the parent numbers it.
+func (tb *testLedger) publish(c *fakeConsumer, dest, body string) {
 	f := frame.New(frame.SEND, frame.Destination, dest)
 	f.Body = []byte(body)
-	rec := ipc.AppendRecord(nil, ipc.KindFrame, stompwire.AppendFrame(nil, f, stompwire.V12))
-	if err := tb.applyRecords(c, rec); err != nil {
-		t.Fatal(err)
-	}
+	n := tb.host.NextMessage()
+	tb.queues.Publish(c, n, "t-"+strconv.FormatUint(n, 10), dest, f)
 }
 
-func (tb *testBroker) claim(t *testing.T, c *childProc, cl ipc.Claim) {
+func (tb *testLedger) send(t *testing.T, c *fakeConsumer, dest, body string) {
 	t.Helper()
-	if err := tb.applyRecords(c, ipc.AppendClaim(nil, cl)); err != nil {
-		t.Fatal(err)
-	}
+	tb.publish(c, dest, body)
+	tb.queues.Flush()
 }
 
-func (tb *testBroker) settle(t *testing.T, c *childProc, id string, ack bool) {
+func (tb *testLedger) claim(t *testing.T, c *fakeConsumer, cl ipc.Claim) {
 	t.Helper()
-	k := ipc.KindNack
-	if ack {
-		k = ipc.KindAck
-	}
-	if err := tb.applyRecords(c, ipc.AppendText(nil, k, id)); err != nil {
-		t.Fatal(err)
+	tb.queues.Claim(c, c.subs[cl.SubID], cl)
+	tb.queues.Flush()
+}
+
+func (tb *testLedger) settle(t *testing.T, c *fakeConsumer, id string, ack bool) {
+	t.Helper()
+	tb.queues.Settle(c, id, ack)
+	tb.queues.Flush()
+}
+
+// forgetChild plays the parent's forgetChild: the ledger hears of the
+// death first, then every subscription is removed.
+func (tb *testLedger) forgetChild(c *fakeConsumer) {
+	tb.queues.ChildGone(c)
+	for key, sub := range c.subs {
+		tb.queues.Unsubscribe(sub)
+		delete(c.subs, key)
 	}
 }
 
-// record is one decoded record the parent queued for a child.
+// record is one decoded record the host queued for a consumer.
 type record struct {
 	kind  ipc.Kind
 	offer ipc.Offer
@@ -106,12 +151,10 @@ type record struct {
 }
 
 // drain takes everything queued for c.
-func drain(t *testing.T, c *childProc) []record {
+func drain(t *testing.T, c *fakeConsumer) []record {
 	t.Helper()
-	c.out.mu.Lock()
-	buf := append([]byte(nil), c.out.buf...)
-	c.out.buf = c.out.buf[:0]
-	c.out.mu.Unlock()
+	buf := c.out
+	c.out = nil
 	var out []record
 	for len(buf) > 0 {
 		k, body, rest, err := ipc.NextRecord(buf)
@@ -149,7 +192,7 @@ func drain(t *testing.T, c *childProc) []record {
 // takeAll plays child c winning every offer it gets for subscription key,
 // claiming it whole, until no more offers come; it returns the grants.
 // (One batch of a queue is on offer at a time, so this takes rounds.)
-func takeAll(t *testing.T, tb *testBroker, c *childProc, key string) []record {
+func takeAll(t *testing.T, tb *testLedger, c *fakeConsumer, key string) []record {
 	t.Helper()
 	var grants []record
 	for round := 0; round < 100; round++ {
@@ -200,7 +243,7 @@ func only(t *testing.T, rs []record, want ipc.Kind) record {
 }
 
 func TestLedgerOfferClaimGrantAck(t *testing.T) {
-	tb := newTestBroker(t, 4, 1<<20)
+	tb := newTestLedger(t, 4, 1<<20)
 	prod, cons := tb.fakeChild(), tb.fakeChild()
 	tb.send(t, prod, "/queue/a", "hello")
 	if rs := drain(t, cons); len(rs) != 0 {
@@ -241,7 +284,7 @@ func TestLedgerDeniesStaleAndForeignClaims(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			tb := newTestBroker(t, 4, 1<<20)
+			tb := newTestLedger(t, 4, 1<<20)
 			prod, cons := tb.fakeChild(), tb.fakeChild()
 			tb.subscribe(t, cons, "1", "/queue/a", "client-individual", 1)
 			tb.send(t, prod, "/queue/a", "m")
@@ -268,7 +311,7 @@ func TestLedgerDeniesStaleAndForeignClaims(t *testing.T) {
 }
 
 func TestLedgerNackRedeliversFlagged(t *testing.T) {
-	tb := newTestBroker(t, 4, 1<<20)
+	tb := newTestLedger(t, 4, 1<<20)
 	prod, cons := tb.fakeChild(), tb.fakeChild()
 	tb.subscribe(t, cons, "1", "/queue/a", "client-individual", 1)
 	tb.send(t, prod, "/queue/a", "m")
@@ -286,7 +329,7 @@ func TestLedgerNackRedeliversFlagged(t *testing.T) {
 }
 
 func TestLedgerChildDeathRequeuesWhatItHeld(t *testing.T) {
-	tb := newTestBroker(t, 4, 1<<20)
+	tb := newTestLedger(t, 4, 1<<20)
 	prod, dead, live := tb.fakeChild(), tb.fakeChild(), tb.fakeChild()
 	tb.subscribe(t, dead, "1", "/queue/a", "client", 2)
 	tb.send(t, prod, "/queue/a", "m1")
@@ -309,7 +352,7 @@ func TestLedgerChildDeathRequeuesWhatItHeld(t *testing.T) {
 }
 
 func TestLedgerReoffersWhenAWinnerDiesBeforeClaiming(t *testing.T) {
-	tb := newTestBroker(t, 4, 1<<20)
+	tb := newTestLedger(t, 4, 1<<20)
 	prod, dead, live := tb.fakeChild(), tb.fakeChild(), tb.fakeChild()
 	tb.subscribe(t, dead, "1", "/queue/a", "auto", 1)
 	tb.subscribe(t, live, "1", "/queue/a", "auto", 1)
@@ -326,7 +369,7 @@ func TestLedgerReoffersWhenAWinnerDiesBeforeClaiming(t *testing.T) {
 }
 
 func TestLedgerPrefetchBoundsOffers(t *testing.T) {
-	tb := newTestBroker(t, 16, 1<<20)
+	tb := newTestLedger(t, 16, 1<<20)
 	prod, cons := tb.fakeChild(), tb.fakeChild()
 	tb.subscribe(t, cons, "1", "/queue/a", "client-individual", 2)
 	for i := 0; i < 10; i++ {
@@ -343,7 +386,7 @@ func TestLedgerPrefetchBoundsOffers(t *testing.T) {
 }
 
 func TestLedgerMemoryLimitTellsProducer(t *testing.T) {
-	tb := newTestBroker(t, 4, 2048)
+	tb := newTestLedger(t, 4, 2048)
 	prod := tb.fakeChild()
 	for i := 0; i < 4; i++ {
 		tb.send(t, prod, "/queue/a", strings.Repeat("x", 600))

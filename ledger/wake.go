@@ -1,4 +1,4 @@
-package parent
+package ledger
 
 import (
 	"container/heap"
@@ -7,38 +7,39 @@ import (
 
 // The wake-up timer releases delayed messages (AMQ_SCHEDULED_DELAY, a
 // redelivery backoff) at their due time rather than on the next one-second
-// tick. It is event loop state: one timer, set to the earliest due time the
-// broker knows of, moved earlier when an earlier one arrives (wakeBy), and
-// re-armed for the next due time each time it fires (onWake).
+// tick. It is ledger state, owned by the event loop like the rest: one
+// timer, set to the earliest due time the ledger knows of, moved earlier
+// when an earlier one arrives (wakeBy), and re-armed for the next due time
+// each time it fires (OnWake). The event loop selects on WakeC.
 
-// wakeBy makes sure the event loop wakes at t or earlier. Event loop only.
-func (b *Broker) wakeBy(t time.Time) {
-	if !b.wakeAt.IsZero() && !t.Before(b.wakeAt) {
+// wakeBy makes sure the event loop wakes at t or earlier.
+func (l *Ledger) wakeBy(t time.Time) {
+	if !l.wakeAt.IsZero() && !t.Before(l.wakeAt) {
 		return
 	}
-	b.wakeAt = t
+	l.wakeAt = t
 	d := time.Until(t)
-	if b.wake == nil {
-		b.wake = time.NewTimer(d)
+	if l.wake == nil {
+		l.wake = time.NewTimer(d)
 		return
 	}
-	b.wake.Reset(d) // Go ≥ 1.23: no stale value can be received after Reset
+	l.wake.Reset(d) // Go ≥ 1.23: no stale value can be received after Reset
 }
 
-// wakeC is the channel the event loop selects on (nil, never ready, until
-// something is delayed).
-func (b *Broker) wakeC() <-chan time.Time {
-	if b.wake == nil {
+// WakeC is the channel the event loop selects on; when it fires, the loop
+// calls OnWake. It is nil (never ready) until something is delayed.
+func (l *Ledger) WakeC() <-chan time.Time {
+	if l.wake == nil {
 		return nil
 	}
-	return b.wake.C
+	return l.wake.C
 }
 
-// onWake releases what came due and re-arms the timer for the next due time.
-func (b *Broker) onWake() {
-	b.wakeAt = time.Time{}
-	if next := b.queues.releaseDue(time.Now()); !next.IsZero() {
-		b.wakeBy(next)
+// OnWake releases what came due and re-arms the timer for the next due time.
+func (l *Ledger) OnWake(now time.Time) {
+	l.wakeAt = time.Time{}
+	if next := l.releaseDue(now); !next.IsZero() {
+		l.wakeBy(next)
 	}
 }
 
@@ -89,7 +90,7 @@ func (d *durable) dueAt(queue string, t time.Time) {
 		return
 	}
 	heap.Push(&d.due, due{at: t, queue: queue})
-	d.l.b.wakeBy(t)
+	d.l.wakeBy(t)
 }
 
 // releaseDue asks the store for the messages of every queue with a due
