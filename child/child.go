@@ -2,7 +2,9 @@ package child
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -30,7 +32,9 @@ func init() {
 // Run is the whole life of a child process: it checks that it really was
 // started by a parent, adopts the client socket (fd 3) and the parent
 // socketpair (fd 4), serves the client's STOMP session, and returns the
-// process exit status. It never returns before the client connection is
+// process exit status. A spare (ChildConfig.Spare) has no fd 3: it waits on
+// fd 4 for the parent's handoff of its client (ipc.Handoff) and renames
+// itself from "stomp-broker: spare" to "stomp-broker: client ADDR". It never returns before the client connection is
 // closed.
 //
 // Exit status 2 means the child was started wrongly (by hand, or with the
@@ -41,16 +45,41 @@ func Run() int {
 		fmt.Fprintf(os.Stderr, "stomp-broker child: %v\n", err)
 		return 2
 	}
-	if err := checkInheritedFDs(); err != nil {
+	if err := checkInheritedFDs(cfg.Spare); err != nil {
 		fmt.Fprintf(os.Stderr, "stomp-broker child: %v\n", err)
 		return 2
 	}
+	if cfg.Spare {
+		// comm and the args line say "spare" until a client arrives.
+		setComm("stomp-spare")
+		setTitle("stomp-broker: spare")
+		h, fd, err := ipc.ReceiveHandoff(ipc.FDParent)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return 0 // the parent stopped (or died) before it needed us
+			}
+			fmt.Fprintf(os.Stderr, "stomp-broker spare: %v\n", err)
+			return 1
+		}
+		// The client socket replaces the placeholder at fd 3: from here on
+		// this process is a child like one started for this client.
+		err = unix.Dup3(fd, ipc.FDClient, unix.O_CLOEXEC)
+		unix.Close(fd)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "stomp-broker spare: client socket to fd %d: %v\n", ipc.FDClient, err)
+			return 1
+		}
+		cfg = h.Apply(cfg)
+		setTitle("stomp-broker: client " + cfg.ClientAddr)
+	}
 	// comm shows in ps, top and ss -p; the full args line says which client.
-	name := []byte("stomp-client\x00")
-	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&name[0])), 0, 0, 0)
+	setComm("stomp-client")
 	runtime.UnlockOSThread()
 
 	log := logging.New(os.Stderr, cfg.LogLevel).With("role", "child", "client", cfg.ClientAddr)
+	if cfg.Trace && cfg.Spare {
+		log.Info("trace", "hop", ipc.HopHandoff, "pid", os.Getpid(), "note", "the spare adopted the client socket")
+	}
 
 	clientFile := os.NewFile(ipc.FDClient, "client")
 	client, err := net.FileConn(clientFile)
@@ -111,11 +140,17 @@ func Run() int {
 }
 
 // checkInheritedFDs makes sure fd 3 is a TCP (or unix stream) socket and fd
-// 4 a unix SEQPACKET socket before anything touches them.
-func checkInheritedFDs() error {
+// 4 a unix SEQPACKET socket before anything touches them. A spare's fd 3
+// is a placeholder, a second copy of its socketpair end, until the client
+// socket arrives over fd 4.
+func checkInheritedFDs(spare bool) error {
+	want, what := unix.SOCK_STREAM, "stream"
+	if spare {
+		want, what = unix.SOCK_SEQPACKET, "SEQPACKET (placeholder)"
+	}
 	typ, err := unix.GetsockoptInt(ipc.FDClient, unix.SOL_SOCKET, unix.SO_TYPE)
-	if err != nil || typ != unix.SOCK_STREAM {
-		return fmt.Errorf("fd %d is not a stream socket (a child must be started by the parent)", ipc.FDClient)
+	if err != nil || typ != want {
+		return fmt.Errorf("fd %d is not a %s socket (a child must be started by the parent)", ipc.FDClient, what)
 	}
 	dom, err := unix.GetsockoptInt(ipc.FDParent, unix.SOL_SOCKET, unix.SO_DOMAIN)
 	if err != nil || dom != unix.AF_UNIX {
@@ -126,4 +161,11 @@ func checkInheritedFDs() error {
 		return fmt.Errorf("fd %d is not a SEQPACKET socket (a child must be started by the parent)", ipc.FDParent)
 	}
 	return nil
+}
+
+// setComm sets the name of the calling thread, which ps, top and ss -p show
+// for the process while it is the main thread (see init).
+func setComm(name string) {
+	b := append([]byte(name), 0)
+	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&b[0])), 0, 0, 0)
 }

@@ -51,6 +51,15 @@ var ErrBroker = errors.New("control: broker refused the request")
 // "clients" in about 20 MB of JSON.
 const maxResponse = 64 << 20
 
+// Spare is a spare child: a process started before its client, waiting for
+// the parent to hand it one.
+type Spare struct {
+	// PID is the spare's process.
+	PID int `json:"pid"`
+	// Since is when it was started.
+	Since time.Time `json:"since"`
+}
+
 // Client is one connected client, as the parent sees it.
 type Client struct {
 	// PID is the child process serving the client (`kill PID` disconnects
@@ -104,8 +113,11 @@ type Queue struct {
 // fields is set.
 type Response struct {
 	Clients []Client `json:"clients,omitempty"`
-	Queues  []Queue  `json:"queues,omitempty"`
-	Error   string   `json:"error,omitempty"`
+	// Spares are the spare child processes started and waiting for a
+	// client (answer to "clients").
+	Spares []Spare `json:"spares,omitempty"`
+	Queues []Queue `json:"queues,omitempty"`
+	Error  string  `json:"error,omitempty"`
 }
 
 // Do sends request to the broker listening on the unix socket path and

@@ -20,6 +20,12 @@ import (
 // before any flag parsing; the rest of argv is free for ps to show.
 const ChildCommand = "child"
 
+// TitleRoom is how many bytes the parent reserves for a spare's process
+// title: it pads the spare's argv[0] to this length, so that the spare can
+// later write "stomp-broker: client ADDR" (21 bytes plus at most 47 for an
+// IPv6 address with zone and port) over it in place.
+const TitleRoom = 96
+
 // File descriptors a child inherits from the parent (exec.Cmd.ExtraFiles
 // entry i becomes fd 3+i).
 const (
@@ -83,6 +89,11 @@ type ChildConfig struct {
 	// files (the parent only accepted the TCP connection).
 	TLSCertFile string `json:"tls_cert_file,omitempty"`
 	TLSKeyFile  string `json:"tls_key_file,omitempty"`
+	// Spare marks a child started before its client arrived: it holds no
+	// client socket (fd 3 is closed) and waits for the parent's handoff
+	// (see [Handoff]), which fills in ClientAddr, LogLevel and whether the
+	// TLS files apply.
+	Spare bool `json:"spare,omitempty"`
 }
 
 // Encode returns c as the value of EnvConfig.

@@ -9,11 +9,18 @@ package ipc
 // they follow, so the parent, the children, the tests and
 // docs/ARCHITECTURE.md all use the same ones.
 //
-// The numbers give the order along the whole path. A topic message takes
+// The numbers give the order along the whole path. Hop 0 happens once per
+// connection, when a spare child takes over the client. A topic message takes
 // hops 1, 2, 3, 4 (routing), 7 and 8; a queue message takes 1, 2, 3, 4
 // (offer), 5, 6, 7 and 8, and then 9 and 10 when it is acknowledged. A frame
 // with a receipt header adds R1, R2 and R3 on the sender's side.
 const (
+	// HopHandoff: before any frame, a spare child (started before its
+	// client connected) received the client socket from the parent's accept
+	// loop over its socketpair (SCM_RIGHTS) and became that client's child
+	// (parent, Broker.handOff; child, Run). Children started on accept
+	// (--spare-children 0) skip it.
+	HopHandoff = "0 accept → client socket handed to a spare child"
 	// HopClientRead: the client's child read a frame from the client socket
 	// (child, session.onClient).
 	HopClientRead = "1 client socket → child reader"

@@ -110,6 +110,10 @@ type Config struct {
 	// PersistAll stores every queue message durably, persistent:true or
 	// not (for stores such as TheSchwartz where every message is a job).
 	PersistAll bool
+	// SpareChildren is how many children are kept started and waiting for
+	// a client (see spares.go); 0 starts each child when its client
+	// connects.
+	SpareChildren int
 }
 
 func (c *Config) setDefaults() {
@@ -175,6 +179,8 @@ type Broker struct {
 	admit *admission
 	// refusals rate-limits the log lines about refused clients (its own lock).
 	refusals refusalLog
+	// spares is nil with SpareChildren 0 (its own lock).
+	spares *sparePool
 	// metrics is nil without a MetricsListener.
 	metrics  *metrics
 	idPrefix string
@@ -270,8 +276,12 @@ func New(cfg Config) (*Broker, error) {
 		idPrefix:      strconv.FormatInt(time.Now().UnixNano(), 36),
 	}
 	b.admit = newAdmission(cfg.Limits, b.quit)
+	if cfg.SpareChildren > 0 {
+		b.spares = newSparePool(b, cfg.SpareChildren)
+	}
 	if cfg.MetricsListener != nil {
 		b.metrics = newMetrics(func() float64 { return float64(b.admit.count()) })
+		b.registerSpareMetrics()
 	}
 	return b, nil
 }
@@ -332,6 +342,9 @@ func (b *Broker) Serve(ctx context.Context) error {
 	if b.cfg.ControlListener != nil {
 		go b.serveControl(b.cfg.ControlListener)
 	}
+	if b.spares != nil {
+		go b.spares.run()
+	}
 	var metricsSrv *http.Server
 	if b.metrics != nil {
 		metricsSrv = b.metrics.serve(b.cfg.MetricsListener, b.log.Error)
@@ -339,7 +352,7 @@ func (b *Broker) Serve(ctx context.Context) error {
 	lim := b.admit.current()
 	b.log.Info("broker ready", "listen", listenerAddrs(b.cfg.Listeners), "semaphore_set", sem.ID(), "slots", sem.Slots(),
 		"tls_listen", listenerAddrs(b.cfg.TLSListeners), "max_clients", lim.MaxClients,
-		"max_clients_per_ip", lim.MaxClientsPerIP, "accept_rate", lim.AcceptRate)
+		"max_clients_per_ip", lim.MaxClientsPerIP, "accept_rate", lim.AcceptRate, "spare_children", b.cfg.SpareChildren)
 	if b.cfg.Notifier != nil {
 		if err := b.cfg.Notifier.Ready("accepting clients on " + listenerAddrs(b.allListeners())); err != nil {
 			b.log.Warn("readiness notification failed", "err", err)
@@ -365,6 +378,9 @@ func (b *Broker) Serve(ctx context.Context) error {
 		}
 		if metricsSrv != nil {
 			metricsSrv.Close()
+		}
+		if b.spares != nil {
+			b.spares.close()
 		}
 		b.shutdown()
 		acceptors.Wait()
@@ -429,6 +445,9 @@ func (b *Broker) Reload(ctx context.Context, s Settings) error {
 // applyReload installs reloaded settings. Event loop only.
 func (b *Broker) applyReload(s Settings) {
 	b.admit.setLimits(s.Limits)
+	if b.spares != nil {
+		b.spares.refill() // a higher MaxClients may leave room for spares
+	}
 	if s.ChildLogLevel != "" {
 		b.liveMu.Lock()
 		b.childLogLevel = s.ChildLogLevel
@@ -469,8 +488,8 @@ func (b *Broker) allListeners() []net.Listener {
 //
 // Before anything is spawned the admission limits decide (see Limits): a
 // client over MaxClients or MaxClientsPerIP gets an ERROR frame and is
-// closed; otherwise the loop waits until the spawn rate allows another
-// child. While it waits it accepts nothing, so a flood queues in the
+// closed; otherwise the client goes to a waiting spare child (spares.go),
+// or the loop waits until the spawn rate allows another child. While it waits it accepts nothing, so a flood queues in the
 // kernel's listen backlog, where it costs the broker nothing.
 func (b *Broker) acceptLoop(l net.Listener, tlsClients bool) {
 	for {
@@ -503,12 +522,7 @@ func (b *Broker) acceptLoop(l net.Listener, tlsClients bool) {
 			b.refuse(conn, msg, tlsClients)
 			continue
 		}
-		if !b.admit.waitToSpawn() {
-			b.admit.release(ip)
-			conn.Close()
-			continue
-		}
-		c, err := b.spawn(conn, tlsClients)
+		c, err := b.childFor(conn, tlsClients)
 		if err != nil {
 			b.admit.release(ip)
 			if b.metrics != nil {
@@ -517,12 +531,39 @@ func (b *Broker) acceptLoop(l net.Listener, tlsClients bool) {
 			b.log.Error("cannot start a child for a client", "client", conn.RemoteAddr().String(), "err", err)
 			continue
 		}
-		c.ip = ip
-		if b.metrics != nil {
-			b.metrics.spawns.Inc()
+		if c == nil { // stopping
+			b.admit.release(ip)
+			continue
 		}
+		c.ip = ip
 		b.events <- evChildStarted{c}
 	}
+}
+
+// childFor gives an admitted client its child: a waiting spare if there is
+// one, else a child started now, when the spawn rate allows. It closes
+// conn (the child has its own copy) and returns nil, nil if the broker
+// began stopping while it waited.
+func (b *Broker) childFor(conn net.Conn, tlsClient bool) (*childProc, error) {
+	if b.spares != nil {
+		if s := b.spares.take(); s != nil {
+			c, err := b.handOff(s, conn, tlsClient)
+			if err == nil {
+				conn.Close()
+				return c, nil
+			}
+			b.log.Warn("handoff to a spare failed; starting a child for the client", "client", conn.RemoteAddr().String(), "err", err)
+		}
+	}
+	if !b.admit.waitToSpawn() {
+		conn.Close()
+		return nil, nil
+	}
+	c, err := b.spawn(conn, tlsClient)
+	if err == nil && b.metrics != nil {
+		b.metrics.spawns.Inc()
+	}
+	return c, err
 }
 
 // refuse answers a client the broker will not serve with an ERROR frame
@@ -649,6 +690,9 @@ func (b *Broker) readChild(c *childProc) {
 // index and the queue ledger takes back every message it held.
 func (b *Broker) childGone(c *childProc, err error) {
 	b.admit.release(c.ip)
+	if b.spares != nil {
+		b.spares.refill() // its slot under MaxClients may now hold a spare
+	}
 	b.forgetChild(c)
 	lvl := slog.LevelDebug
 	if err != nil && c.cmd.ProcessState != nil && !c.cmd.ProcessState.Success() && !c.told {

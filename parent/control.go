@@ -84,7 +84,7 @@ func (b *Broker) answerControl(conn net.Conn) {
 func (b *Broker) answer(request string) control.Response {
 	switch request {
 	case control.RequestClients:
-		return control.Response{Clients: b.clientTable()}
+		return control.Response{Clients: b.clientTable(), Spares: b.spareTable()}
 	case control.RequestQueues:
 		return control.Response{Queues: b.queues.Stats()}
 	default:
@@ -115,6 +115,18 @@ func (b *Broker) clientTable() []control.Client {
 		}
 		return out[i].PID < out[j].PID
 	})
+	return out
+}
+
+// spareTable lists the waiting spares, oldest first.
+func (b *Broker) spareTable() []control.Spare {
+	if b.spares == nil {
+		return nil
+	}
+	var out []control.Spare
+	for _, s := range b.spares.list() {
+		out = append(out, control.Spare{PID: s.pid, Since: s.started})
+	}
 	return out
 }
 

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"time"
 
@@ -39,24 +40,45 @@ func (b *Broker) spawn(conn net.Conn, tlsClient bool) (*childProc, error) {
 		return nil, fmt.Errorf("spawn: %w", err)
 	}
 	defer clientFile.Close()
-	parentEnd, childEnd, err := ipc.Socketpair()
-	if err != nil {
-		return nil, fmt.Errorf("spawn: %w", err)
-	}
-	defer childEnd.Close()
 
 	addr := conn.RemoteAddr().String()
 	cfg := b.cfg.Child
 	cfg.ClientAddr = addr
-	b.liveMu.Lock()
-	cfg.LogLevel = b.childLogLevel
-	b.liveMu.Unlock()
+	cfg.LogLevel = b.currentChildLogLevel()
 	if tlsClient {
 		cfg.TLSCertFile, cfg.TLSKeyFile = b.cfg.TLSCertFile, b.cfg.TLSKeyFile
 	}
-	cmd := exec.Command(SelfExe, ipc.ChildCommand)
 	// ps shows Args, so an operator sees which client each process serves.
-	cmd.Args[0] = "stomp-broker: client " + addr
+	cmd, parentEnd, err := b.startChild(cfg, "stomp-broker: client "+addr, clientFile)
+	if err != nil {
+		return nil, fmt.Errorf("spawn: %w", err)
+	}
+	return &childProc{
+		pid:     cmd.Process.Pid,
+		addr:    addr,
+		tls:     tlsClient,
+		started: time.Now(),
+		cmd:     cmd,
+		conn:    parentEnd,
+		out:     newOutbox(b.cfg.OutboxLimit),
+		subs:    map[string]*subscription{},
+	}, nil
+}
+
+// startChild re-executes the broker's binary as a child with configuration
+// cfg and argv[0] title (what ps shows), client as fd 3 and a fresh
+// socketpair's end as fd 4. For a spare client is nil and fd 3 is a second
+// copy of the socketpair end, a placeholder the spare replaces with its
+// client's socket (so that a Go runtime file cannot take fd 3 meanwhile). It returns the
+// started command and the parent's end of the socketpair.
+func (b *Broker) startChild(cfg ipc.ChildConfig, title string, client *os.File) (*exec.Cmd, *ipc.Conn, error) {
+	parentEnd, childEnd, err := ipc.Socketpair()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer childEnd.Close()
+	cmd := exec.Command(SelfExe, ipc.ChildCommand)
+	cmd.Args[0] = title
 	// An allow-list, never os.Environ(): nothing systemd handed the parent
 	// (LISTEN_FDS, NOTIFY_SOCKET, ...) may leak into a child.
 	cmd.Env = []string{
@@ -68,25 +90,35 @@ func (b *Broker) spawn(conn net.Conn, tlsClient bool) (*childProc, error) {
 		cmd.Env = append(cmd.Env, "TZ="+tz)
 	}
 	cmd.Env = append(cmd.Env, profileEnv()...)
-	cmd.ExtraFiles = []*os.File{clientFile, childEnd} // fd 3, fd 4
+	if client == nil {
+		client = childEnd
+	}
+	cmd.ExtraFiles = []*os.File{client, childEnd} // fd 3, fd 4
 	cmd.Stderr = b.cfg.ChildStderr
 	// Children stay in the parent's process group, but a terminal's ^C
 	// reaches them too; they ignore SIGINT and wait for the parent.
 	if err := cmd.Start(); err != nil {
 		parentEnd.Close()
-		return nil, fmt.Errorf("spawn: start child: %w", err)
+		return nil, nil, fmt.Errorf("start child: %w", err)
 	}
 	parentEnd.MaxRecord = b.maxRecord()
-	return &childProc{
-		pid:     cmd.Process.Pid,
-		addr:    addr,
-		tls:     tlsClient,
-		started: time.Now(),
-		cmd:     cmd,
-		conn:    parentEnd,
-		out:     newOutbox(b.cfg.OutboxLimit),
-		subs:    map[string]*subscription{},
-	}, nil
+	return cmd, parentEnd, nil
+}
+
+// spareTitle is a spare's argv[0]: "stomp-broker: spare" padded to
+// ipc.TitleRoom bytes, the room the spare later overwrites in place with
+// "stomp-broker: client ADDR" (child.setTitle). The spare trims the padding
+// off what ps shows as soon as it runs.
+func spareTitle() string {
+	t := "stomp-broker: spare"
+	return t + strings.Repeat(" ", ipc.TitleRoom-len(t))
+}
+
+// currentChildLogLevel is the log level of children started now.
+func (b *Broker) currentChildLogLevel() string {
+	b.liveMu.Lock()
+	defer b.liveMu.Unlock()
+	return b.childLogLevel
 }
 
 // fileOf returns a dup of a connection's descriptor as an *os.File without

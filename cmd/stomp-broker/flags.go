@@ -49,16 +49,19 @@ const (
 	flagControlSocket   = "control-socket"
 	flagMetricsListen   = "metrics-listen"
 	flagConfig          = "config"
+	flagSpareChildren   = "spare-children"
 )
 
-// Defaults of the admission limits. They keep a 2-core, 2 GiB machine
-// responsive under a connection flood; README.md ("Operating") has the
-// measurements behind them.
+// Defaults of the admission limits and the spare pool. They keep a 2-core,
+// 2 GiB machine responsive under a connection flood and let 200 clients
+// from one host connect at once; README.md ("Limits against connection
+// floods") has the measurements and the arithmetic behind them.
 const (
-	defaultMaxClients      = 500
-	defaultMaxClientsPerIP = 100
-	defaultAcceptRate      = 100
-	defaultAcceptBurst     = 50
+	defaultMaxClients      = 500 // processes, spares included: 500 × ~2 MiB Pss ≈ 1 GiB
+	defaultMaxClientsPerIP = 250 // half the broker for one host; 200 clients from one host fit
+	defaultAcceptRate      = 100 // × ~5.5 ms of CPU per start ≈ half of one core, sustained
+	defaultAcceptBurst     = 200 // 200 clients arriving at once are all started at once
+	defaultSpareChildren   = 8   // 8 × ~2 MiB = 16 MiB kept ready; a burst beyond waits for starts
 )
 
 func env(name string) []string { return []string{"STOMP_BROKER_" + name} }
@@ -85,13 +88,15 @@ func serveFlags() []cli.Flag {
 		&cli.StringFlag{Name: flagLogLevel, Value: "info", EnvVars: env("LOG_LEVEL"), Usage: "`LEVEL`: debug, info, warn or error"},
 		&cli.BoolFlag{Name: flagTrace, EnvVars: env("TRACE"), Usage: "log every hop of every message through the processes (for learning and debugging)"},
 		&cli.IntFlag{Name: flagMaxClients, Value: defaultMaxClients, EnvVars: env("MAX_CLIENTS"),
-			Usage: "most clients (child processes) at once; more get an ERROR and are closed, no process is started (0 = no limit)"},
+			Usage: "most client processes at once, spares included (--spare-children); more clients get an ERROR and are closed, no process is started (0 = no limit)"},
 		&cli.IntFlag{Name: flagMaxClientsPerIP, Value: defaultMaxClientsPerIP, EnvVars: env("MAX_CLIENTS_PER_IP"),
 			Usage: "most clients at once from one IP address; more get an ERROR and are closed (0 = no limit)"},
 		&cli.Float64Flag{Name: flagAcceptRate, Value: defaultAcceptRate, EnvVars: env("ACCEPT_RATE"),
 			Usage: "most client processes started per second, averaged; faster connections wait in the listen backlog (0 = no limit)"},
 		&cli.IntFlag{Name: flagAcceptBurst, Value: defaultAcceptBurst, EnvVars: env("ACCEPT_BURST"),
 			Usage: "client processes that may start at once before --accept-rate applies"},
+		&cli.IntFlag{Name: flagSpareChildren, Value: defaultSpareChildren, EnvVars: env("SPARE_CHILDREN"),
+			Usage: "client processes kept started and waiting, so a new client does not wait for one to start; they count against --max-clients (0 = start each on connect)"},
 		&cli.IntFlag{Name: flagMaxFrameSize, Value: 4 << 20, EnvVars: env("MAX_FRAME_SIZE"), Usage: "largest frame body in `BYTES` a client may send"},
 		&cli.IntFlag{Name: flagMaxHeaders, Value: 128, EnvVars: env("MAX_HEADERS"), Usage: "most headers in one frame"},
 		&cli.IntFlag{Name: flagMaxHeaderLine, Value: 8192, EnvVars: env("MAX_HEADER_LINE"), Usage: "longest command or header line in `BYTES`"},

@@ -75,7 +75,8 @@ func clientsCommand() *cli.Command {
 		Usage: "list the clients of a running broker (over its control socket)",
 		Description: "One line per client: the pid of the process serving it (`kill PID` disconnects\n" +
 			"that client with an ERROR frame), its address, login, STOMP version, subscriptions,\n" +
-			"messages published (IN) and handed to it (OUT), and bytes waiting in the parent for it.",
+			"messages published (IN) and handed to it (OUT), and bytes waiting in the parent for it.\n" +
+			"Spare processes, started and waiting for a client (--spare-children), follow as \"(spare)\".",
 		Flags: controlFlags(),
 		Action: func(c *cli.Context) error {
 			return ask(c, control.RequestClients, func(w io.Writer, r *control.Response) {
@@ -87,6 +88,9 @@ func clientsCommand() *cli.Command {
 					}
 					fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", cl.PID, addr, dash(cl.Login), dash(cl.Version),
 						cl.Subscriptions, cl.MessagesIn, cl.MessagesOut, cl.BytesQueued, cl.Since.Local().Format(time.DateTime))
+				}
+				for _, sp := range r.Spares {
+					fmt.Fprintf(w, "%d\t(spare)\t-\t-\t0\t0\t0\t0\t%s\n", sp.PID, sp.Since.Local().Format(time.DateTime))
 				}
 			})
 		},

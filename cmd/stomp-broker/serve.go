@@ -62,7 +62,7 @@ func checkFlags(c *cli.Context) error {
 	if c.Int(flagSlots) > 30000 {
 		bad(flagSlots, "at most 30000 (the kernel's SEMMSL), got %d", c.Int(flagSlots))
 	}
-	for _, f := range []string{flagMaxClients, flagMaxSubscriptions, flagMaxClientsPerIP, flagAcceptBurst} {
+	for _, f := range []string{flagMaxClients, flagMaxSubscriptions, flagMaxClientsPerIP, flagAcceptBurst, flagSpareChildren} {
 		if c.Int(f) < 0 {
 			bad(f, "must not be negative, got %d", c.Int(f))
 		}
@@ -232,6 +232,7 @@ func serve(c *cli.Context) (err error) {
 		Notifier:         multiNotifier{notifier, report},
 		WatchdogInterval: notifier.WatchdogInterval(),
 		Trace:            c.Bool(flagTrace),
+		SpareChildren:    c.Int(flagSpareChildren),
 		SemaphoreCreated: func(id int) {
 			if recordPath != "" {
 				if err := semaphore.WriteRecord(recordPath, id); err != nil {

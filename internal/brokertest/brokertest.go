@@ -96,6 +96,11 @@ func Start(tb testing.TB, args ...string) *Broker {
 	if !hasListen {
 		args = append([]string{"--listen", "127.0.0.1:0"}, args...)
 	}
+	if !hasFlag(args, "--spare-children") {
+		// Children started on accept, so that Children counts clients; the
+		// tests of spare children ask for them.
+		args = append([]string{"--spare-children", "0"}, args...)
+	}
 	if !hasFlag(args, "--control-socket") {
 		// In the test's temp dir, so a SIGKILLed broker leaves nothing in /tmp.
 		args = append([]string{"--control-socket", filepath.Join(tb.TempDir(), "control.sock")}, args...)
@@ -210,7 +215,8 @@ func (b *Broker) WaitLog(tb testing.TB, re string, timeout time.Duration) {
 }
 
 // Children returns the pids of the broker's live child processes (one per
-// client), and remembers them for the leak check at the end of the test.
+// client, plus spares if the test asked for --spare-children), and
+// remembers them for the leak check at the end of the test.
 func (b *Broker) Children(tb testing.TB) []int {
 	tb.Helper()
 	pids := childPIDs(b.PID)
@@ -218,6 +224,20 @@ func (b *Broker) Children(tb testing.TB) []int {
 		b.children[p] = true
 	}
 	return pids
+}
+
+// Spares returns the pids of the broker's spare children (started and
+// waiting for a client: their command line is "stomp-broker: spare").
+func (b *Broker) Spares(tb testing.TB) []int {
+	tb.Helper()
+	var out []int
+	for _, p := range b.Children(tb) {
+		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
+		if bytes.HasPrefix(data, []byte("stomp-broker: spare\x00")) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // WaitChildren waits until the broker has n children and returns them.
@@ -347,7 +367,7 @@ func (b *Broker) Stop(tb testing.TB) {
 // reused).
 func isBrokerChild(pid int) bool {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	return err == nil && bytes.HasPrefix(data, []byte("stomp-broker: client"))
+	return err == nil && (bytes.HasPrefix(data, []byte("stomp-broker: client")) || bytes.HasPrefix(data, []byte("stomp-broker: spare")))
 }
 
 // SemaphoreSetExists reports whether a set with this id exists in the
