@@ -290,3 +290,21 @@ func TestProtocolHeartBeatGoStompDetectsDeadBroker(t *testing.T) {
 	}
 	by.check(t)
 }
+
+// TestProtocolHeartBeatMin: the floor, set through its environment
+// variable, bounds what a client asking for faster beats is offered.
+func TestProtocolHeartBeatMin(t *testing.T) {
+	t.Setenv("STOMP_BROKER_HEART_BEAT_MIN", "300ms")
+	b := brokertest.Start(t)
+	cases := []struct{ header, want string }{
+		{"heart-beat:0,50", "300,10000"},
+		{"heart-beat:50,0", "10000,300"},
+		{"heart-beat:400,500", "500,400"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.header, func(t *testing.T) {
+			p := newPeer(t, b, "client")
+			header(t, p.ConnectVersion("1.2", tc.header), frame.HeartBeat, tc.want)
+		})
+	}
+}
