@@ -204,9 +204,9 @@ type heartBeats struct {
 // each raised to the floor and lowered to upper. A side the client left at
 // 0 gets upper, the broker's default proposal, which the spec's rule then
 // leaves unused. The spec's rule makes each direction's interval the larger
-// of the sender's offer and the receiver's wish, so a client asking more
-// often than the floor gets the floor, and one asking less often than upper
-// gets what it asked. upper 0 turns heart-beating off (0,0 whatever the
+// of the sender's offer and the receiver's wish, so a client asking for
+// beats more often than the floor gets them at the floor, and one asking
+// for them less often than upper gets what it asked. upper 0 turns heart-beating off (0,0 whatever the
 // client says); a floor above upper counts as upper, so an operator who
 // sets a small --heart-beat gets it.
 func negotiateHeartBeat(cx, cy, upper, floor time.Duration) heartBeats {
