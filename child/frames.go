@@ -168,16 +168,11 @@ func (s *session) handleConnect(f *frame.Frame) {
 	if v > stompwire.V10 {
 		reply.Header.Add(frame.Version, v.String())
 		cx, cy := parseHeartBeat(f.Header.Get(frame.HeartBeat))
-		ours := s.cfg.HeartBeat
-		reply.Header.Add(frame.HeartBeat, strconv.FormatInt(ours.Milliseconds(), 10)+","+strconv.FormatInt(ours.Milliseconds(), 10))
-		// We send every max(ours, cy) if both are on; the client sends
-		// every max(cx, ours), and we allow twice that (plus a second)
-		// before calling it dead, as the spec asks receivers to be tolerant.
-		if ours > 0 && cy > 0 {
-			s.beatEvery = max(ours, cy)
-		}
-		if ours > 0 && cx > 0 {
-			s.readWindow.Store(int64(2*max(cx, ours) + time.Second))
+		hb := negotiateHeartBeat(cx, cy, s.cfg.HeartBeat, s.cfg.HeartBeatMin)
+		reply.Header.Add(frame.HeartBeat, strconv.FormatInt(hb.sx.Milliseconds(), 10)+","+strconv.FormatInt(hb.sy.Milliseconds(), 10))
+		s.beatEvery, s.beatExpect = hb.send, hb.expect
+		if hb.expect > 0 {
+			s.readWindow.Store(int64(heartBeatGrace(hb.expect)))
 		}
 	} else {
 		reply.Header.Add(frame.Version, "1.0")
@@ -191,6 +186,57 @@ func (s *session) handleConnect(f *frame.Frame) {
 	s.writeFrame(reply)
 	s.toParent = ipc.AppendHello(s.toParent, ipc.SessionInfo{Addr: s.cfg.ClientAddr, Login: login, Version: v.String()})
 	s.log.Debug("client connected", "version", v.String(), "login", login)
+}
+
+// heartBeats is the outcome of heart-beat negotiation: CONNECTED's
+// heart-beat header (sx,sy) and the intervals that follow from it.
+type heartBeats struct {
+	sx, sy time.Duration // CONNECTED's heart-beat:sx,sy
+	send   time.Duration // the broker sends data at least this often (0 = never)
+	expect time.Duration // the client must send data at least this often (0 = never)
+}
+
+// negotiateHeartBeat answers a client's heart-beat:cx,cy. upper is the
+// broker's --heart-beat, floor its --heart-beat-min.
+//
+// The broker offers what the client asked for: sx (how often it can send)
+// is the client's cy and sy (how often it wants to hear) the client's cx,
+// each raised to the floor and lowered to upper. A side the client left at
+// 0 gets upper, the broker's default proposal, which the spec's rule then
+// leaves unused. The spec's rule makes each direction's interval the larger
+// of the sender's offer and the receiver's wish, so a client asking for
+// beats more often than the floor gets them at the floor, and one asking
+// for them less often than upper gets what it asked. upper 0 turns heart-beating off (0,0 whatever the
+// client says); a floor above upper counts as upper, so an operator who
+// sets a small --heart-beat gets it.
+func negotiateHeartBeat(cx, cy, upper, floor time.Duration) heartBeats {
+	if upper <= 0 {
+		return heartBeats{}
+	}
+	floor = min(floor, upper)
+	offer := func(asked time.Duration) time.Duration {
+		if asked == 0 {
+			return upper
+		}
+		return min(max(asked, floor), upper)
+	}
+	hb := heartBeats{sx: offer(cy), sy: offer(cx)}
+	if cy > 0 {
+		hb.send = max(hb.sx, cy)
+	}
+	if cx > 0 {
+		hb.expect = max(cx, hb.sy)
+	}
+	return hb
+}
+
+// heartBeatGrace is how long the broker waits for data from a client that
+// must send every interval before it closes it: twice the interval plus a
+// second. The spec asks receivers to be tolerant of timing inaccuracies;
+// doubling covers a beat that is late by up to a whole interval, the second
+// covers a slow network or a loaded machine when the interval is short.
+func heartBeatGrace(interval time.Duration) time.Duration {
+	return 2*interval + time.Second
 }
 
 // parseHeartBeat parses "cx,cy" in milliseconds; anything malformed counts

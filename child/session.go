@@ -60,9 +60,10 @@ type session struct {
 	autoAcks []string // auto-mode queue deliveries to ACK once written to the socket
 	scratch  []byte   // encoding buffer for frames to the client
 
-	readWindow atomic.Int64 // heart-beat read window in ns for the client reader; 0 = none
-	beatEvery  time.Duration
-	lastWrite  time.Time // when bytes last went to the client, for heart-beats
+	readWindow atomic.Int64  // heart-beat read window in ns for the client reader; 0 = none
+	beatEvery  time.Duration // negotiated interval of the broker's heart-beats; 0 = none
+	beatExpect time.Duration // negotiated interval of the client's heart-beats; 0 = none
+	lastWrite  time.Time     // when bytes last went to the client, for heart-beats
 }
 
 type ackMode int
@@ -304,7 +305,8 @@ func (s *session) onClientError(err error) {
 		if !s.connected {
 			s.fail(stompwire.ErrTextConnectTimeout(s.cfg.ConnectTimeout), "", "")
 		} else {
-			s.fail(stompwire.ErrTextHeartBeatTimeout(time.Duration(s.readWindow.Load())), "", "")
+			s.fail(stompwire.ErrTextHeartBeatTimeout(time.Duration(s.readWindow.Load())), "",
+				stompwire.ErrDetailHeartBeatTimeout(s.beatExpect))
 		}
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		s.done = true

@@ -822,6 +822,64 @@ func TestHeartBeats(t *testing.T) {
 		h.expectFrame(frame.CONNECTED)
 		h.expectError("heart-beat timeout")
 	})
+	// The client gets the interval it asks for, not --heart-beat's.
+	asked := []struct {
+		name     string
+		header   string        // the client's heart-beat header
+		interval time.Duration // how often the session must beat
+	}{
+		{"asks for 100ms", "0,100", 100 * time.Millisecond},
+		{"asks for 250ms and promises nothing", "0,250", 250 * time.Millisecond},
+		{"asks below the floor, gets the floor", "0,10", 60 * time.Millisecond},
+	}
+	for _, tc := range asked {
+		t.Run("sent as asked/"+tc.name, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.HeartBeat, cfg.HeartBeatMin = 10*time.Second, 60*time.Millisecond
+			h := start(t, cfg)
+			h.send(frame.CONNECT, "", frame.AcceptVersion, "1.2", frame.HeartBeat, tc.header)
+			h.expectFrame(frame.CONNECTED)
+			// Count beats over 12 intervals: with --heart-beat's 10s
+			// there would be none. The bounds are loose (a loaded
+			// machine delays timers), the upper one counts the tenth
+			// of the interval the session beats early.
+			const n = 12
+			beats, window := 0, time.After(n*tc.interval)
+		count:
+			for {
+				select {
+				case f, ok := <-h.frames:
+					if !ok || f != nil {
+						t.Fatalf("client got %v, want heart-beats", f)
+					}
+					beats++
+				case <-window:
+					break count
+				}
+			}
+			if most := n*10/9 + 2; beats < n/4 || beats > most {
+				t.Errorf("%d beats in %v, want about %d (at least %d, at most %d)", beats, n*tc.interval, n, n/4, most)
+			}
+		})
+	}
+	t.Run("silent client closed after the promised interval", func(t *testing.T) {
+		const promised = 100 * time.Millisecond
+		cfg := testConfig()
+		cfg.HeartBeat, cfg.HeartBeatMin = 10*time.Second, 50*time.Millisecond
+		h := start(t, cfg)
+		h.send(frame.CONNECT, "", frame.AcceptVersion, "1.2", frame.HeartBeat, "100,0")
+		begin := time.Now()
+		h.expectFrame(frame.CONNECTED)
+		e := h.expectError("heart-beat timeout: no data from the client within 1.2s")
+		// 2×100ms+1s after CONNECT; --heart-beat's 10s would give 21s,
+		// past expectError's patience.
+		if took, grace := time.Since(begin), heartBeatGrace(promised); took < grace/2 || took > grace+5*time.Second {
+			t.Errorf("closed after %v, want about %v", took, grace)
+		}
+		if body := string(e.Body); !strings.Contains(body, "at least every 100ms") {
+			t.Errorf("ERROR body %q does not name the negotiated interval", body)
+		}
+	})
 	t.Run("client beats keep it alive", func(t *testing.T) {
 		cfg := testConfig()
 		cfg.HeartBeat = 50 * time.Millisecond
@@ -836,4 +894,52 @@ func TestHeartBeats(t *testing.T) {
 		h.send(frame.SEND, "", frame.Destination, "/queue/a", frame.Receipt, "alive")
 		h.expectRecords("HELLO 1.2", "FRAME SEND /queue/a", "SYNC")
 	})
+}
+
+// TestHeartBeatNegotiation: CONNECTED's heart-beat offers what the client
+// asked for, bounded by --heart-beat-min below and --heart-beat above, and
+// the intervals follow the spec's max(sender's offer, receiver's wish).
+func TestHeartBeatNegotiation(t *testing.T) {
+	const ms = time.Millisecond
+	cases := []struct {
+		name         string
+		upper, floor time.Duration // --heart-beat, --heart-beat-min
+		header       string        // the client's heart-beat ("" = none)
+		want         string        // CONNECTED's heart-beat
+		send, expect time.Duration // negotiated intervals (0 = none)
+	}{
+		{"asks nothing", 10000 * ms, 100 * ms, "0,0", "10000,10000", 0, 0},
+		{"no header", 10000 * ms, 100 * ms, "", "10000,10000", 0, 0},
+		{"malformed", 10000 * ms, 100 * ms, "soon", "10000,10000", 0, 0},
+		{"asks to hear every 500ms", 10000 * ms, 100 * ms, "0,500", "500,10000", 500 * ms, 0},
+		{"promises 500ms", 10000 * ms, 100 * ms, "500,0", "10000,500", 0, 500 * ms},
+		{"both ways", 10000 * ms, 100 * ms, "300,700", "700,300", 700 * ms, 300 * ms},
+		{"below the floor", 10000 * ms, 100 * ms, "20,50", "100,100", 100 * ms, 100 * ms},
+		{"at the floor", 10000 * ms, 100 * ms, "100,100", "100,100", 100 * ms, 100 * ms},
+		{"above --heart-beat gets what it asked", 10000 * ms, 100 * ms, "30000,60000", "10000,10000", 60000 * ms, 30000 * ms},
+		{"--heart-beat 0 turns it off", 0, 100 * ms, "500,500", "0,0", 0, 0},
+		{"a floor above --heart-beat is --heart-beat", 50 * ms, 100 * ms, "20,0", "50,50", 0, 50 * ms},
+		{"no floor", 10000 * ms, 0, "0,1", "1,10000", 1 * ms, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cx, cy := parseHeartBeat(tc.header)
+			hb := negotiateHeartBeat(cx, cy, tc.upper, tc.floor)
+			if hb.send != tc.send || hb.expect != tc.expect {
+				t.Errorf("send %v expect %v, want %v and %v", hb.send, hb.expect, tc.send, tc.expect)
+			}
+			// And what a session puts in CONNECTED.
+			cfg := testConfig()
+			cfg.HeartBeat, cfg.HeartBeatMin = tc.upper, tc.floor
+			h := start(t, cfg)
+			kv := []string{frame.AcceptVersion, "1.2"}
+			if tc.header != "" {
+				kv = append(kv, frame.HeartBeat, tc.header)
+			}
+			h.send(frame.CONNECT, "", kv...)
+			if got := h.expectFrame(frame.CONNECTED).Header.Get(frame.HeartBeat); got != tc.want {
+				t.Errorf("CONNECTED heart-beat:%s, want %s", got, tc.want)
+			}
+		})
+	}
 }

@@ -166,6 +166,8 @@ func TestBadArguments(t *testing.T) {
 			"stomp-broker passwd: unknown flag --salt (see stomp-broker passwd --help)\n", 2},
 		{"every bad flag at once", []string{"--log-level", "loud", "--max-headers", "0"},
 			"stomp-broker: --log-level: unknown level \"loud\" (want debug, info, warn or error)\nstomp-broker: --max-headers: must be positive, got 0\n", 2},
+		{"negative heart-beat floor", []string{"--heart-beat-min", "-1s"},
+			"stomp-broker: --heart-beat-min: must not be negative\n", 2},
 		{"pidfile in a missing directory", append([]string{"--pidfile", filepath.Join(dir, "no", "such.pid")}, listen...),
 			"stomp-broker: --pidfile: open " + filepath.Join(dir, "no", "such.pid") + ": no such file or directory\n", 2},
 		{"TLS files without --tls-listen", append([]string{"--tls-cert", cert, "--tls-key", key}, listen...),

@@ -65,9 +65,14 @@ type ChildConfig struct {
 	Limits stompwire.Limits `json:"limits"`
 	// ConnectTimeout is how long a client may take to send CONNECT.
 	ConnectTimeout time.Duration `json:"connect_timeout"`
-	// HeartBeat is the interval the broker offers and asks for in
-	// CONNECTED's heart-beat header; 0 disables heart-beating.
+	// HeartBeat is the longest heart-beat interval the broker offers and
+	// asks for in CONNECTED's heart-beat header, and what it proposes where
+	// the client asks nothing; 0 disables heart-beating.
 	HeartBeat time.Duration `json:"heart_beat"`
+	// HeartBeatMin is the shortest interval the broker offers: a client
+	// asking for beats more often gets them this often (bounded by
+	// HeartBeat; 0 = no floor).
+	HeartBeatMin time.Duration `json:"heart_beat_min"`
 	// MaxSubscriptions caps subscriptions per connection.
 	MaxSubscriptions int `json:"max_subscriptions"`
 	// DefaultPrefetch is a queue subscription's credit (unacked messages in

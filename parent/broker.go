@@ -510,7 +510,7 @@ func (b *Broker) acceptLoop(l net.Listener, tlsClients bool) {
 		ip := remoteIP(conn)
 		if msg, reason := b.admit.admit(ip); msg != "" {
 			if b.metrics != nil {
-				b.metrics.refused.WithLabelValues(reason).Inc()
+				b.metrics.countRefused(reason)
 			}
 			if !b.admit.startRefusal() {
 				// Too many refusals under way: no ERROR frame for this one.

@@ -9,9 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	vm "github.com/VictoriaMetrics/metrics"
 
 	"github.com/stomp-broker/stomp-broker/control"
 	"github.com/stomp-broker/stomp-broker/ipc"
@@ -28,108 +26,106 @@ const maxLabelledDestinations = 1000
 // otherDestination is the label value of destinations past the cap.
 const otherDestination = "_other"
 
-// metrics are the broker's Prometheus metrics. The counters are updated on
-// the event loop (messages, exits) and in the accept loops (spawns,
-// refusals); the Prometheus types are safe for that. The destination and
-// queue maps are owned by the event loop. A nil *metrics (no
-// --metrics-listen) does nothing, so the message path pays nothing for
-// metrics nobody reads.
-type metrics struct {
-	reg *prometheus.Registry
+// Metric names. Series with labels are named NAME{label="value"}, the way
+// github.com/VictoriaMetrics/metrics keys them.
+const (
+	metricClients      = "stomp_broker_clients"
+	metricSpawns       = "stomp_broker_spawns_total"
+	metricSpawnErrors  = "stomp_broker_spawn_errors_total"
+	metricRefused      = "stomp_broker_refused_total"
+	metricChildCrashes = "stomp_broker_child_crashes_total"
+	metricMessagesIn   = "stomp_broker_messages_in_total"
+	metricMessagesOut  = "stomp_broker_messages_out_total"
+	metricStoreCommit  = "stomp_broker_store_commit_seconds"
+)
 
-	spawns       prometheus.Counter
-	spawnErrors  prometheus.Counter
-	refused      *prometheus.CounterVec
-	childCrashes prometheus.Counter
-	messagesIn   *prometheus.CounterVec
-	messagesOut  *prometheus.CounterVec
-	queueDepth   *prometheus.GaugeVec
-	queueConsume *prometheus.GaugeVec
-	queueFlight  *prometheus.GaugeVec
-	queueStored  *prometheus.GaugeVec
-	queueDead    *prometheus.GaugeVec
-	storeCommit  prometheus.Histogram
+// queueGauges are the per-queue gauges refreshQueues sets, labelled queue.
+var queueGauges = [...]string{
+	"stomp_broker_queue_depth",         // messages waiting for a consumer
+	"stomp_broker_queue_consumers",     // subscriptions to the queue
+	"stomp_broker_queue_in_flight",     // delivered, not yet acknowledged
+	"stomp_broker_queue_stored",        // persistent messages in the store, leased ones included
+	"stomp_broker_queue_dead_lettered", // dead-lettered messages stored in a dead-letter queue
+}
+
+// metrics are the broker's Prometheus metrics, kept with
+// github.com/VictoriaMetrics/metrics rather than the Prometheus client:
+// every child is a fresh exec of this binary and runs the initialisers of
+// every package linked into it, and the Prometheus client's (protobuf,
+// procfs, client_model, yaml) were most of what a child paid at start for
+// code it never uses (see README, "Performance").
+//
+// The counters are updated on the event loop (messages, exits) and in the
+// accept loops (spawns, refusals); the library's types are safe for that.
+// The destination and queue maps are owned by the event loop. A nil
+// *metrics (no --metrics-listen) does nothing, so the message path pays
+// nothing for metrics nobody reads.
+type metrics struct {
+	set *vm.Set
+
+	spawns       *vm.Counter
+	spawnErrors  *vm.Counter
+	childCrashes *vm.Counter
+	refused      map[string]*vm.Counter // by reason; fixed at start
+	storeCommit  *vm.PrometheusHistogram
+
+	escape *strings.Replacer // label value escaping of the text format
 
 	dests  map[string]*destCounters // by destination; event loop only
 	queues map[string]bool          // queues with gauges set; event loop only
 }
 
 // destCounters caches one destination's counters, so a message costs a map
-// lookup and an atomic add, not a label hash.
-type destCounters struct{ in, out prometheus.Counter }
+// lookup and an atomic add, not a label lookup.
+type destCounters struct{ in, out *vm.Counter }
 
 func newMetrics(clients func() float64) *metrics {
+	vm.ExposeMetadata(true) // # TYPE lines, so scrapers see counters, gauges and the histogram as such
+	set := vm.NewSet()
 	m := &metrics{
-		reg: prometheus.NewRegistry(),
-		spawns: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "stomp_broker_spawns_total", Help: "Child processes started (one per accepted client).",
-		}),
-		spawnErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "stomp_broker_spawn_errors_total", Help: "Accepted clients for which no child process could be started.",
-		}),
-		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "stomp_broker_refused_total", Help: "Clients refused before a child was spawned, by the limit they hit.",
-		}, []string{"reason"}),
-		childCrashes: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "stomp_broker_child_crashes_total",
-			Help: "Child processes that died by a signal or a non-zero exit the broker did not ask for.",
-		}),
-		messagesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "stomp_broker_messages_in_total", Help: "Messages published (SEND frames applied), by destination.",
-		}, []string{"destination"}),
-		messagesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "stomp_broker_messages_out_total",
-			Help: "Messages handed to children for delivery (topic copies, queue grants), by destination.",
-		}, []string{"destination"}),
-		queueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "stomp_broker_queue_depth", Help: "Queue messages waiting for a consumer (refreshed every second).",
-		}, []string{"queue"}),
-		queueConsume: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "stomp_broker_queue_consumers", Help: "Subscriptions to the queue (refreshed every second).",
-		}, []string{"queue"}),
-		queueFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "stomp_broker_queue_in_flight", Help: "Queue messages delivered and not yet acknowledged (refreshed every second).",
-		}, []string{"queue"}),
-		queueStored: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "stomp_broker_queue_stored",
-			Help: "Persistent queue messages in the durable store, leased ones included (refreshed every " + storeStatsEvery.String() + ").",
-		}, []string{"queue"}),
-		queueDead: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "stomp_broker_queue_dead_lettered",
-			Help: "Dead-lettered messages stored in a dead-letter queue (refreshed every " + storeStatsEvery.String() + ").",
-		}, []string{"queue"}),
-		storeCommit: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "stomp_broker_store_commit_seconds",
-			Help:    "Time to commit one batch of persistent messages to the store.",
-			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16), // 100µs .. 3.3s
-		}),
-		dests:  map[string]*destCounters{},
-		queues: map[string]bool{},
+		set:          set,
+		spawns:       set.NewCounter(metricSpawns),
+		spawnErrors:  set.NewCounter(metricSpawnErrors),
+		childCrashes: set.NewCounter(metricChildCrashes),
+		refused:      map[string]*vm.Counter{},
+		// 100µs .. 3.3s
+		storeCommit: set.NewPrometheusHistogramExt(metricStoreCommit, vm.ExponentialBuckets(0.0001, 2, 16)),
+		escape:      strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`),
+		dests:       map[string]*destCounters{},
+		queues:      map[string]bool{},
 	}
-	m.reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "stomp_broker_clients", Help: "Connected clients (live child processes).",
-		}, clients),
-		m.spawns, m.spawnErrors, m.refused, m.childCrashes, m.messagesIn, m.messagesOut,
-		m.queueDepth, m.queueConsume, m.queueFlight, m.queueStored, m.queueDead, m.storeCommit,
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
+	set.NewGauge(metricClients, clients)
 	for _, r := range []string{refusedMaxClients, refusedPerIP} {
-		m.refused.WithLabelValues(r) // show the series at 0 from the start
+		// every reason shows at 0 from the start
+		m.refused[r] = set.NewCounter(m.series(metricRefused, "reason", r))
 	}
 	return m
 }
 
-// labelValue makes s a valid Prometheus label value: the client library
-// panics on a value that is not UTF-8. The edge (stompwire) already
-// refuses such header values, so this is defence in depth against a buggy
-// or compromised child: each run of invalid bytes becomes one U+FFFD.
+// series is the name of metric's series with label=value. The value is
+// made valid UTF-8 (labelValue) and escaped for the text format.
+func (m *metrics) series(metric, label, value string) string {
+	return metric + "{" + label + `="` + m.escape.Replace(labelValue(value)) + `"}`
+}
+
+// labelValue makes s a valid Prometheus label value: the text format is
+// UTF-8, and scrapers refuse a page that is not. The edge (stompwire)
+// already refuses such header values, so this is defence in depth against
+// a buggy or compromised child: each run of invalid bytes becomes one
+// U+FFFD.
 func labelValue(s string) string {
 	if utf8.ValidString(s) {
 		return s
 	}
 	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// countRefused counts a client refused for reason (refusedMaxClients or
+// refusedPerIP).
+func (m *metrics) countRefused(reason string) {
+	if c := m.refused[reason]; c != nil {
+		c.Inc()
+	}
 }
 
 // dest returns the counters of destination d (or of otherDestination past
@@ -148,7 +144,10 @@ func (m *metrics) dest(d string) *destCounters {
 			return dc
 		}
 	}
-	dc := &destCounters{in: m.messagesIn.WithLabelValues(label), out: m.messagesOut.WithLabelValues(label)}
+	dc := &destCounters{
+		in:  m.set.GetOrCreateCounter(m.series(metricMessagesIn, "destination", label)),
+		out: m.set.GetOrCreateCounter(m.series(metricMessagesOut, "destination", label)),
+	}
 	m.dests[label] = dc
 	return dc
 }
@@ -192,27 +191,30 @@ func (m *metrics) refreshQueues(qs []control.Queue) {
 		}
 		name := labelValue(q.Name)
 		seen[name] = true
-		m.queueDepth.WithLabelValues(name).Set(float64(q.Depth))
-		m.queueConsume.WithLabelValues(name).Set(float64(q.Consumers))
-		m.queueFlight.WithLabelValues(name).Set(float64(q.InFlight))
-		m.queueStored.WithLabelValues(name).Set(float64(q.Stored))
-		m.queueDead.WithLabelValues(name).Set(float64(q.DeadLettered))
+		for j, v := range [len(queueGauges)]int{q.Depth, q.Consumers, q.InFlight, q.Stored, q.DeadLettered} {
+			m.set.GetOrCreateGauge(m.series(queueGauges[j], "queue", name), nil).Set(float64(v))
+		}
 	}
 	for name := range m.queues {
 		if !seen[name] {
-			for _, g := range []*prometheus.GaugeVec{m.queueDepth, m.queueConsume, m.queueFlight, m.queueStored, m.queueDead} {
-				g.DeleteLabelValues(name)
+			for _, g := range queueGauges {
+				m.set.UnregisterMetric(m.series(g, "queue", name))
 			}
 		}
 	}
 	m.queues = seen
 }
 
-// serveMetrics serves the Prometheus text format on l (any path) until the
-// returned server is closed.
+// serve serves the Prometheus text format on l (any path) until the
+// returned server is closed: the broker's metrics, then the parent's Go
+// runtime (go_*) and process (process_*) metrics.
 func (m *metrics) serve(l net.Listener, log func(msg string, args ...any)) *http.Server {
 	srv := &http.Server{
-		Handler:           promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}),
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+			m.set.WritePrometheus(w)
+			vm.WriteProcessMetrics(w)
+		}),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	go func() {
@@ -272,6 +274,6 @@ func (b *Broker) countPublished(from *childProc, dest string) {
 // integration in the ledger calls it.
 func (b *Broker) observeStoreCommit(d time.Duration) {
 	if b.metrics != nil {
-		b.metrics.storeCommit.Observe(d.Seconds())
+		b.metrics.storeCommit.Update(d.Seconds())
 	}
 }

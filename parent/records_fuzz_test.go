@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/go-stomp/stomp/v3/frame"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stomp-broker/stomp-broker/control"
 	"github.com/stomp-broker/stomp-broker/ipc"
@@ -43,7 +42,6 @@ type fuzzHarness struct {
 	t   *testing.T
 	tb  *testBroker
 	now time.Time
-	reg *prometheus.Registry // the destination and queue metrics only
 
 	kids   [fuzzChildren]*childProc
 	offers [fuzzChildren][]ipc.Offer
@@ -57,9 +55,6 @@ func newFuzzHarness(t *testing.T) *fuzzHarness {
 	h.tb = tb
 	tb.metrics = newMetrics(func() float64 { return float64(len(tb.children)) })
 	tb.cfg.Child.Limits = limitsWithDefaults(tb.cfg.Child.Limits)
-	h.reg = prometheus.NewPedanticRegistry()
-	m := tb.metrics
-	h.reg.MustRegister(m.messagesIn, m.messagesOut, m.queueDepth, m.queueConsume, m.queueFlight, m.queueStored, m.queueDead)
 	for i := range h.kids {
 		h.kids[i] = tb.fakeChild()
 	}
@@ -192,9 +187,7 @@ func (h *fuzzHarness) check() {
 			}
 		}
 	}
-	if _, err := h.reg.Gather(); err != nil {
-		t.Fatalf("metrics: %v", err)
-	}
+	exposition(t, h.tb.metrics) // the metrics page parses
 	if err := h.tb.queues.CheckBooks(func(c ledger.Consumer) bool { return !c.(*childProc).gone }); err != nil {
 		t.Fatal(err)
 	}

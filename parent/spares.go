@@ -12,8 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/stomp-broker/stomp-broker/ipc"
 )
 
@@ -359,15 +357,13 @@ func describeExit(cmd *exec.Cmd, err error) string {
 	return "unknown"
 }
 
-// registerSpareMetrics adds the spare gauge to the metrics.
+// registerSpareMetrics adds the spare gauge to the metrics: spare child
+// processes started and waiting for a client (or being started).
 func (b *Broker) registerSpareMetrics() {
-	b.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "stomp_broker_spare_children",
-		Help: "Spare child processes started and waiting for a client (or being started).",
-	}, func() float64 {
+	b.metrics.set.NewGauge("stomp_broker_spare_children", func() float64 {
 		if b.spares == nil {
 			return 0
 		}
 		return float64(b.spares.count())
-	}))
+	})
 }

@@ -46,6 +46,14 @@ func ErrTextHeartBeatTimeout(d time.Duration) string {
 	return "heart-beat timeout: no data from the client within " + d.String()
 }
 
+// ErrDetailHeartBeatTimeout explains [ErrTextHeartBeatTimeout]: interval
+// is how often the client was to send data, as negotiated in CONNECT and
+// CONNECTED.
+func ErrDetailHeartBeatTimeout(interval time.Duration) string {
+	return "the negotiated heart-beat asks the client to send data (a frame or an EOL) at least every " +
+		interval.String() + "; the broker waits twice that plus 1s before it closes the connection"
+}
+
 // ERROR messages about CONNECT, sent by the child.
 const (
 	// ErrTextUnsupportedVersion: accept-version names no version the broker

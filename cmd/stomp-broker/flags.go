@@ -21,6 +21,7 @@ const (
 	flagMaxSubscriptions = "max-subscriptions"
 	flagConnectTimeout   = "connect-timeout"
 	flagHeartBeat        = "heart-beat"
+	flagHeartBeatMin     = "heart-beat-min"
 	flagOutboxLimit      = "slow-consumer-limit"
 	flagMaxQueueMemory   = "max-queue-memory"
 	flagPrefetch         = "default-prefetch"
@@ -103,7 +104,9 @@ func serveFlags() []cli.Flag {
 		&cli.IntFlag{Name: flagMaxSubscriptions, Value: 1000, EnvVars: env("MAX_SUBSCRIPTIONS"), Usage: "most subscriptions per connection"},
 		&cli.DurationFlag{Name: flagConnectTimeout, Value: 10 * time.Second, EnvVars: env("CONNECT_TIMEOUT"), Usage: "how long a new client may take to send CONNECT"},
 		&cli.DurationFlag{Name: flagHeartBeat, Value: 10 * time.Second, EnvVars: env("HEART_BEAT"),
-			Usage: "heart-beat interval the broker offers and asks for (0 = none); a silent client is closed after twice the negotiated interval plus 1s"},
+			Usage: "longest heart-beat interval the broker offers and asks for, and its proposal to clients that ask for none; a client asking for a shorter interval gets it, down to --heart-beat-min (0 = no heart-beating at all); a silent client is closed after twice the negotiated interval plus 1s"},
+		&cli.DurationFlag{Name: flagHeartBeatMin, Value: 100 * time.Millisecond, EnvVars: env("HEART_BEAT_MIN"),
+			Usage: "shortest heart-beat interval the broker offers; a client asking for beats more often gets them this often (0 = no floor)"},
 		&cli.IntFlag{Name: flagOutboxLimit, Value: 8 << 20, EnvVars: env("SLOW_CONSUMER_LIMIT"),
 			Usage: "`BYTES` of messages that may wait for one client before it is disconnected as a slow consumer"},
 		&cli.Int64Flag{Name: flagMaxQueueMemory, Value: 256 << 20, EnvVars: env("MAX_QUEUE_MEMORY"),

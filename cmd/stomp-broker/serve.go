@@ -79,6 +79,9 @@ func checkFlags(c *cli.Context) error {
 	if c.Duration(flagHeartBeat) < 0 {
 		bad(flagHeartBeat, "must not be negative")
 	}
+	if c.Duration(flagHeartBeatMin) < 0 {
+		bad(flagHeartBeatMin, "must not be negative")
+	}
 	if u := c.String(flagUsers); u != "" {
 		if f, err := userfile.Read(u); err != nil {
 			bad(flagUsers, "%v", err)
@@ -211,6 +214,7 @@ func serve(c *cli.Context) (err error) {
 			},
 			ConnectTimeout:   c.Duration(flagConnectTimeout),
 			HeartBeat:        c.Duration(flagHeartBeat),
+			HeartBeatMin:     c.Duration(flagHeartBeatMin),
 			MaxSubscriptions: c.Int(flagMaxSubscriptions),
 			DefaultPrefetch:  c.Int(flagPrefetch),
 			UsersFile:        absPath(c.String(flagUsers)),
