@@ -28,12 +28,27 @@
 // and ack mode (prefetch, in flight, client ack, ack-timeout) are the
 // ledger's Subscription. It never sees a process, a socket or an outbox.
 //
+// # Fair dispatch
+//
+// The child that wakes first wins a slot's token, so left alone one child
+// takes batch after batch. The ledger shapes the race without replacing
+// it (fair.go): a batch is the fair share of the ready messages,
+// ceil(ready / consumers with credit), at most what one least-served
+// consumer can take and maxOfferBatch; and it is offered only to the
+// least-served consumers with credit (each queue counts what it granted
+// to each consumer, relative to the least-served one, within
+// ±maxOfferBatch), so a winner steps back from the next race until the
+// others have had theirs. Ties race; the token, the CLAIM and the GRANT
+// still commit every win, and one batch of a queue at a time keeps
+// per-producer order per consumer.
+//
 // # Files
 //
 //   - doc.go: this overview
 //   - host.go: Host, Consumer, Semaphores, Config, Subscription
 //   - ledger.go: queue messages and their states, offers, claims, grants,
 //     acks, redelivery, dead-lettering, consumers coming and going, the tick
+//   - fair.go: fair dispatch, the size of a batch and who is offered it
 //   - durable.go: the bridge to the durable store (Put, Lease, Ack,
 //     Release, DeadLetter, lease renewal)
 //   - jobs.go: reading the job headers, named in stompwire (persistent,

@@ -29,9 +29,10 @@ import (
 //	  └──────── requeue (redelivered:true), after a backoff, or to the DLQ ◀──┘ child death, ack-timeout
 //
 // Messages are offered in batches: one slot's token stands for up to
-// maxOfferBatch messages of one queue, and its winner claims as many as it
-// has credit for; the rest go back to the head of the queue, untouched
-// (not delivered, so not flagged). Each message still has its own state
+// maxOfferBatch messages of one queue (one consumer's fair share of what
+// is ready, offered to the least-served consumers: fair.go), and its
+// winner claims as many as it has credit for; the rest go back to the head
+// of the queue, untouched (not delivered, so not flagged). Each message still has its own state
 // and owner below; the batch only saves system calls and records.
 //
 // Invariants: a message is in exactly one state; a granted message has
