@@ -74,7 +74,8 @@
 // # Queue messages travel in batches
 //
 // One semaphore token stands for a batch of up to 64 messages of one queue,
-// as many as one consumer has credit for. The race, its system calls and
+// one consumer's fair share of what is ready (package ledger, "Fair
+// dispatch"), never more than it has credit for. The race, its system calls and
 // the CLAIM are per batch, not per message: with the semaphore per message
 // the broker moved 16k queue msgs/s, with batches over 100k (README,
 // Performance). The ledger still records an owner per message, so a
