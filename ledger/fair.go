@@ -29,26 +29,23 @@ const fairCap = maxOfferBatch
 // and the largest credit of one least-served subscription (what a winner
 // of the next offer can take). Both are 0 if nobody has credit.
 func (q *queue) least() (withCredit, best int) {
-	low, found := 0, false
+	low := 0
 	for sub, c := range q.subs {
-		if sub.inflight < sub.prefetch {
-			withCredit++
-			if s := q.served[c]; !found || s < low {
-				low, found = s, true
-			}
+		credit := sub.prefetch - sub.inflight
+		if credit <= 0 {
+			continue
 		}
-	}
-	if !found {
-		return 0, 0
+		withCredit++
+		switch s := q.served[c]; {
+		case withCredit == 1 || s < low:
+			low, best = s, credit
+		case s == low:
+			best = max(best, credit)
+		}
 	}
 	if low != 0 {
 		for c, s := range q.served {
 			q.served[c] = min(max(s-low, -fairCap), fairCap)
-		}
-	}
-	for sub, c := range q.subs {
-		if sub.inflight < sub.prefetch && q.served[c] == 0 {
-			best = max(best, sub.prefetch-sub.inflight)
 		}
 	}
 	return withCredit, best

@@ -79,6 +79,9 @@ type Ledger struct {
 	enc, rec []byte
 	// offerTo is a scratch list of the consumers an offer goes to.
 	offerTo []Consumer
+	// counted is the queue whose served counts pump has just normalised
+	// (queue.least) for the offer it is arming, so offer need not again.
+	counted *queue
 
 	durable *durable // nil without a durable store
 	// lastSend is what became of the SEND a consumer sent most recently,
@@ -407,7 +410,9 @@ func (l *Ledger) pump(q *queue) {
 		}
 		l.slots[n].msgs = batch
 		q.slots[n] = true
+		l.counted = q
 		l.arm(n)
+		l.counted = nil
 	}
 	delete(l.hungry, q)
 	if l.durable != nil {
@@ -444,7 +449,7 @@ func (l *Ledger) offer(n int, to Consumer, fresh bool) {
 	}
 	m := s.msgs[0]
 	fair := m.avoid == nil
-	if fair {
+	if fair && l.counted != m.q {
 		m.q.least()
 	}
 	eligible := l.offerTo[:0]
