@@ -125,6 +125,37 @@ func TestScenariosAgainstGoStompServer(t *testing.T) {
 	}
 }
 
+// TestFairAgainstGoStompServer: the fair scenario counts what each
+// consumer read, the counts add up to the burst, and min_share is the
+// least of them over the fair share.
+func TestFairAgainstGoStompServer(t *testing.T) {
+	cfg := baseConfig(startGoStompServer(t), "fair")
+	cfg.Consumers, cfg.Messages, cfg.Work = 3, 60, time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout)
+	defer cancel()
+	res, err := run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.verdict.failed() || res.Delivered != 60 {
+		t.Fatalf("verdict %+v, delivered %d; want all 60 once", res.verdict, res.Delivered)
+	}
+	sum, least := 0, 60
+	for _, k := range res.PerConsumer {
+		sum += k
+		least = min(least, k)
+	}
+	if len(res.PerConsumer) != 3 || sum != 60 {
+		t.Fatalf("per_consumer %v, want 3 counts adding up to 60", res.PerConsumer)
+	}
+	if res.MinShare == nil || *res.MinShare != float64(least)/20 {
+		t.Errorf("min_share %v, want %d/20", res.MinShare, least)
+	}
+	if !strings.Contains(res.human(), "per consumer [") || !strings.Contains(res.json(), `"per_consumer":[`) {
+		t.Errorf("counts missing from the output:\n%s\n%s", res.human(), res.json())
+	}
+}
+
 // TestClientAcksAgainstFakeBroker covers what go-stomp's server cannot
 // serve: client and client-individual acknowledgement, the prefetch-count
 // header and the default subscribe synchronisation (RECEIPT for SUBSCRIBE).
@@ -368,6 +399,7 @@ func TestValidate(t *testing.T) {
 		{"negative prefetch", func(c *config) { c.Prefetch = -1 }},
 		{"latency without rate", func(c *config) { c.Scenario, c.Rate = "latency", 0 }},
 		{"no timeout", func(c *config) { c.Timeout = 0 }},
+		{"negative work", func(c *config) { c.Work = -time.Millisecond }},
 	}
 	for _, tc := range tests {
 		c := good
