@@ -217,14 +217,7 @@ func freePort(t *testing.T) int {
 // brokerChildren returns the descendants of pid that are broker children
 // (their command line starts with "stomp-broker: client").
 func brokerChildren(pid int) []int {
-	var out []int
-	for _, p := range brokertest.Descendants(pid) {
-		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
-		if bytes.HasPrefix(data, []byte("stomp-broker: client")) {
-			out = append(out, p)
-		}
-	}
-	return out
+	return brokertest.WithCmdline(brokertest.Descendants(pid), "stomp-broker: client")
 }
 
 // waitGone waits until none of pids is alive (zombies count as gone).

@@ -6,6 +6,7 @@ import (
 
 	"github.com/go-stomp/stomp/v3/frame"
 
+	"github.com/stomp-broker/stomp-broker/internal/fakesem"
 	"github.com/stomp-broker/stomp-broker/ipc"
 	"github.com/stomp-broker/stomp-broker/stompwire"
 )
@@ -15,7 +16,7 @@ import (
 // no records, so what is allocated is the ledger's own (and the MESSAGE
 // encoding's). Compare allocs/op across changes to the Host interface.
 func BenchmarkQueueRoundTrip(b *testing.B) {
-	sem := newFakeSlots(4)
+	sem := fakesem.New(4)
 	host := &discardHost{}
 	l := New(host, sem, Config{MaxBytes: 1 << 30, Jobs: JobDefaults{MaxRedeliveries: -1}})
 	prod, cons := &fakeConsumer{pid: 1}, &fakeConsumer{pid: 2}
@@ -31,7 +32,7 @@ func BenchmarkQueueRoundTrip(b *testing.B) {
 		l.Publish(prod, n, id, "/queue/bench", send)
 		l.Flush()
 		o := host.offer
-		sem.take(o.Slot)
+		sem.Take(o.Slot)
 		l.Claim(cons, sub, ipc.Claim{Slot: o.Slot, Gen: o.Gen, SubID: "1", MessageID: o.MessageID, Count: 1})
 		l.Flush()
 		l.Settle(cons, id, true)

@@ -89,7 +89,7 @@ func TestLedgerSharesABurstFairly(t *testing.T) {
 						}
 					}
 				}
-				if !tb.sem.take(o.Slot) {
+				if !tb.sem.Take(o.Slot) {
 					t.Fatalf("race %d: token of slot %d already taken", race, o.Slot)
 				}
 				tb.claim(t, cons[winner], ipc.Claim{Slot: o.Slot, Gen: o.Gen, SubID: "1", MessageID: o.MessageID, Count: o.Count})
@@ -117,7 +117,7 @@ func TestLedgerOfferFollowsTheLeastServedAway(t *testing.T) {
 		t.Fatalf("first offers %v, want one offer of 2 messages to each", first)
 	}
 	o := first[0][0]
-	tb.sem.take(o.Slot)
+	tb.sem.Take(o.Slot)
 	tb.claim(t, a, ipc.Claim{Slot: o.Slot, Gen: o.Gen, SubID: "1", MessageID: o.MessageID, Count: o.Count})
 	next := offersTo(t, []*fakeConsumer{a, b})
 	if len(next[0]) != 0 || len(next[1]) != 1 {

@@ -80,7 +80,7 @@ func TestLedgerPartialClaimRequeuesTheRestInOrder(t *testing.T) {
 	if off.Count != 5 {
 		t.Fatalf("offer of %d messages, want 5", off.Count)
 	}
-	tb.sem.take(off.Slot)
+	tb.sem.Take(off.Slot)
 	tb.claim(t, cons, ipc.Claim{Slot: off.Slot, Gen: off.Gen, SubID: "1", MessageID: off.MessageID, Count: 2})
 	rs := drain(t, cons)
 	if kinds(rs) != "GRANT,GRANT,OFFER" || bodies(rs) != "0,1" {
@@ -93,7 +93,7 @@ func TestLedgerPartialClaimRequeuesTheRestInOrder(t *testing.T) {
 	if v, _ := tb.sem.Value(rest.Slot); v != 1 {
 		t.Fatalf("re-offered slot value %d, want 1", v)
 	}
-	tb.sem.take(rest.Slot)
+	tb.sem.Take(rest.Slot)
 	tb.claim(t, cons, ipc.Claim{Slot: rest.Slot, Gen: rest.Gen, SubID: "1", MessageID: rest.MessageID, Count: 3})
 	rs = drain(t, cons)
 	if bodies(rs) != "2,3,4" {
@@ -114,7 +114,7 @@ func TestLedgerClaimBeyondCreditIsDeniedInPart(t *testing.T) {
 	off := only(t, drain(t, cons), ipc.KindOffer).offer
 	// The child lost credit meanwhile as the parent sees it: it holds one.
 	cons.subs["1"].inflight = 2
-	tb.sem.take(off.Slot)
+	tb.sem.Take(off.Slot)
 	tb.claim(t, cons, ipc.Claim{Slot: off.Slot, Gen: off.Gen, SubID: "1", MessageID: off.MessageID, Count: 3})
 	denies := denyCounts(t, cons)
 	rs := drain(t, cons)

@@ -8,27 +8,10 @@ import (
 
 	"github.com/go-stomp/stomp/v3/frame"
 
+	"github.com/stomp-broker/stomp-broker/internal/fakesem"
 	"github.com/stomp-broker/stomp-broker/ipc"
 	"github.com/stomp-broker/stomp-broker/stompwire"
 )
-
-// fakeSlots stands in for the SysV semaphore set.
-type fakeSlots struct{ val []int }
-
-func newFakeSlots(n int) *fakeSlots           { return &fakeSlots{val: make([]int, n+1)} }
-func (f *fakeSlots) Arm(n int) error          { f.val[n] = 1; return nil }
-func (f *fakeSlots) Disarm(n int) error       { f.val[n] = 0; return nil }
-func (f *fakeSlots) Value(n int) (int, error) { return f.val[n], nil }
-func (f *fakeSlots) Slots() int               { return len(f.val) - 1 }
-
-// take is a child winning slot n's token.
-func (f *fakeSlots) take(n int) bool {
-	if f.val[n] > 0 {
-		f.val[n]--
-		return true
-	}
-	return false
-}
 
 // fakeConsumer is a child process as the ledger sees it: a handle, its
 // queue subscriptions (the parent's table of them) and what the host
@@ -77,13 +60,13 @@ func (h *fakeHost) Fatal(err error)                     { h.fatal = err }
 type testLedger struct {
 	queues *Ledger
 	host   *fakeHost
-	sem    *fakeSlots
+	sem    *fakesem.Set
 	pid    int
 }
 
 func newTestLedger(t *testing.T, slots int, maxBytes int64) *testLedger {
 	t.Helper()
-	sem := newFakeSlots(slots)
+	sem := fakesem.New(slots)
 	host := &fakeHost{}
 	l := New(host, sem, Config{MaxBytes: maxBytes, Jobs: JobDefaults{MaxRedeliveries: -1}})
 	return &testLedger{queues: l, host: host, sem: sem}
@@ -201,7 +184,7 @@ func takeAll(t *testing.T, tb *testLedger, c *fakeConsumer, key string) []record
 			switch r.kind {
 			case ipc.KindOffer:
 				offered = true
-				if tb.sem.take(r.offer.Slot) {
+				if tb.sem.Take(r.offer.Slot) {
 					tb.claim(t, c, ipc.Claim{Slot: r.offer.Slot, Gen: r.offer.Gen, SubID: key, MessageID: r.offer.MessageID, Count: r.offer.Count})
 				}
 			case ipc.KindGrant:
@@ -254,7 +237,7 @@ func TestLedgerOfferClaimGrantAck(t *testing.T) {
 	if v, _ := tb.sem.Value(off.Slot); v != 1 {
 		t.Fatalf("offered slot value %d, want 1 (armed)", v)
 	}
-	if !tb.sem.take(off.Slot) {
+	if !tb.sem.Take(off.Slot) {
 		t.Fatal("could not take the armed token")
 	}
 	tb.claim(t, cons, ipc.Claim{Slot: off.Slot, Gen: off.Gen, SubID: "1", MessageID: off.MessageID})
@@ -289,7 +272,7 @@ func TestLedgerDeniesStaleAndForeignClaims(t *testing.T) {
 			tb.subscribe(t, cons, "1", "/queue/a", "client-individual", 1)
 			tb.send(t, prod, "/queue/a", "m")
 			off := only(t, drain(t, cons), ipc.KindOffer).offer
-			tb.sem.take(off.Slot)
+			tb.sem.Take(off.Slot)
 			cl := ipc.Claim{Slot: off.Slot, Gen: off.Gen, SubID: "1", MessageID: off.MessageID}
 			tc.mutate(&cl)
 			tb.claim(t, cons, cl)
@@ -317,7 +300,7 @@ func TestLedgerNackRedeliversFlagged(t *testing.T) {
 	tb.send(t, prod, "/queue/a", "m")
 	for delivery := 1; delivery <= 3; delivery++ {
 		off := only(t, drain(t, cons), ipc.KindOffer).offer
-		tb.sem.take(off.Slot)
+		tb.sem.Take(off.Slot)
 		tb.claim(t, cons, ipc.Claim{Slot: off.Slot, Gen: off.Gen, SubID: "1", MessageID: off.MessageID})
 		g := only(t, drain(t, cons), ipc.KindGrant)
 		wantRed := delivery > 1
@@ -359,8 +342,8 @@ func TestLedgerReoffersWhenAWinnerDiesBeforeClaiming(t *testing.T) {
 	tb.send(t, prod, "/queue/a", "m")
 	off := only(t, drain(t, live), ipc.KindOffer).offer
 	drain(t, dead)
-	tb.sem.take(off.Slot)  // the dead child won...
-	tb.sem.val[off.Slot]++ // ...and SEM_UNDO gave the token back when it died
+	tb.sem.Take(off.Slot) // the dead child won...
+	tb.sem.Undo(off.Slot) // ...and SEM_UNDO gave the token back when it died
 	tb.forgetChild(dead)
 	re := only(t, drain(t, live), ipc.KindOffer).offer
 	if re.Slot != off.Slot || re.Gen != off.Gen+1 {

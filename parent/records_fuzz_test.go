@@ -136,7 +136,7 @@ func (h *fuzzHarness) claim(i int, arg byte) {
 	if len(keys) > 0 {
 		key = keys[int(arg>>4)%len(keys)]
 	}
-	h.tb.sem.take(o.Slot)
+	h.tb.sem.Take(o.Slot)
 	h.apply(i, ipc.AppendClaim(nil, ipc.Claim{Slot: o.Slot, Gen: o.Gen, SubID: key, MessageID: o.MessageID, Count: int(arg & 15)}))
 }
 

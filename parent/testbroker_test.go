@@ -6,32 +6,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stomp-broker/stomp-broker/internal/fakesem"
 	"github.com/stomp-broker/stomp-broker/ledger"
 )
-
-// fakeSlots stands in for the SysV semaphore set.
-type fakeSlots struct{ val []int }
-
-func newFakeSlots(n int) *fakeSlots           { return &fakeSlots{val: make([]int, n+1)} }
-func (f *fakeSlots) Arm(n int) error          { f.val[n] = 1; return nil }
-func (f *fakeSlots) Disarm(n int) error       { f.val[n] = 0; return nil }
-func (f *fakeSlots) Value(n int) (int, error) { return f.val[n], nil }
-func (f *fakeSlots) Slots() int               { return len(f.val) - 1 }
-
-// take is a child winning slot n's token.
-func (f *fakeSlots) take(n int) bool {
-	if f.val[n] > 0 {
-		f.val[n]--
-		return true
-	}
-	return false
-}
 
 // testBroker is a Broker with no listener, no processes and fake
 // semaphores, for driving the event loop's handlers directly.
 type testBroker struct {
 	*Broker
-	sem *fakeSlots
+	sem *fakesem.Set
 	pid int
 }
 
@@ -41,7 +24,7 @@ func newTestBroker(t *testing.T, slots int, maxBytes int64, now func() time.Time
 	t.Helper()
 	cfg := Config{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	b := &Broker{cfg: cfg, log: cfg.Log, children: map[int]*childProc{}, topics: map[string]map[*childProc]int{}, idPrefix: "t"}
-	sem := newFakeSlots(slots)
+	sem := fakesem.New(slots)
 	b.queues = ledger.New(ledgerHost{b}, sem, ledger.Config{
 		MaxBytes: maxBytes, Jobs: ledger.JobDefaults{MaxRedeliveries: -1}, Log: cfg.Log, Now: now,
 	})

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"strconv"
-	"time"
 )
 
 // runFair measures how evenly a queue shares a burst among its consumers:
@@ -37,17 +35,10 @@ func runFair(ctx context.Context, cfg config) (*result, error) {
 	start := sinceEpoch()
 	t.spawnProducer(func() error { return produce(producers[0], dest, 0, cfg.Messages, cfg.Size, 0) })
 	complete := allClosed(ctx, led.done(), t.producersDone)
-	idled, err := t.wait(complete, cfg.Idle,
-		func() time.Duration { return latestDelivery(rcvs) },
-		func() string { return fmt.Sprintf("%d of %d messages delivered", led.delivered(), led.expected()) })
+	end, err := t.awaitDelivery(complete, cfg.Idle, led, rcvs)
 	if err != nil {
 		return nil, err
 	}
-	end := latestDelivery(rcvs)
-	if !idled {
-		end = led.completedAt
-	}
-	t.stop()
 
 	res := newResult(cfg)
 	res.Destination = dest

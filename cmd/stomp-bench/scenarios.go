@@ -100,17 +100,10 @@ func runQueue(ctx context.Context, cfg config, persistent bool) (*result, error)
 	// A persistent run also needs every RECEIPT, which may come after the
 	// message was already delivered.
 	complete := allClosed(ctx, led.done(), t.producersDone)
-	idled, err := t.wait(complete, cfg.Idle,
-		func() time.Duration { return latestDelivery(rcvs) },
-		func() string { return fmt.Sprintf("%d of %d messages delivered", led.delivered(), led.expected()) })
+	end, err := t.awaitDelivery(complete, cfg.Idle, led, rcvs)
 	if err != nil {
 		return nil, err
 	}
-	end := latestDelivery(rcvs)
-	if !idled {
-		end = led.completedAt
-	}
-	t.stop()
 
 	res := newResult(cfg)
 	res.Destination = dest
@@ -207,17 +200,10 @@ func runLatency(ctx context.Context, cfg config) (*result, error) {
 	start := sinceEpoch()
 	t.spawnProducer(func() error { return produce(producers[0], dest, 0, cfg.Messages, cfg.Size, cfg.Rate) })
 	rcvs := []*receiver{rcv}
-	idled, err := t.wait(led.done(), cfg.Idle,
-		func() time.Duration { return latestDelivery(rcvs) },
-		func() string { return fmt.Sprintf("%d of %d messages delivered", led.delivered(), led.expected()) })
+	end, err := t.awaitDelivery(led.done(), cfg.Idle, led, rcvs) // after this, rcv.latencies is no longer written
 	if err != nil {
 		return nil, err
 	}
-	end := latestDelivery(rcvs)
-	if !idled {
-		end = led.completedAt
-	}
-	t.stop() // after this, rcv.latencies is no longer written
 
 	res := newResult(cfg)
 	res.Destination = dest

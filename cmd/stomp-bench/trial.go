@@ -181,3 +181,22 @@ func latestDelivery(rcvs []*receiver) time.Duration {
 	}
 	return last
 }
+
+// awaitDelivery waits until complete is closed or deliveries to rcvs stop
+// for idle (t.wait), then stops the trial, and returns when the last
+// message arrived: the latest delivery, or led's completion time when the
+// run ended by itself.
+func (t *trial) awaitDelivery(complete <-chan struct{}, idle time.Duration, led *ledger, rcvs []*receiver) (time.Duration, error) {
+	idled, err := t.wait(complete, idle,
+		func() time.Duration { return latestDelivery(rcvs) },
+		func() string { return fmt.Sprintf("%d of %d messages delivered", led.delivered(), led.expected()) })
+	if err != nil {
+		return 0, err
+	}
+	end := latestDelivery(rcvs)
+	if !idled {
+		end = led.completedAt
+	}
+	t.stop()
+	return end, nil
+}

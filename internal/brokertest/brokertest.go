@@ -230,10 +230,16 @@ func (b *Broker) Children(tb testing.TB) []int {
 // waiting for a client: their command line is "stomp-broker: spare").
 func (b *Broker) Spares(tb testing.TB) []int {
 	tb.Helper()
+	return WithCmdline(b.Children(tb), "stomp-broker: spare\x00")
+}
+
+// WithCmdline returns the pids among pids whose command line (as
+// /proc/PID/cmdline has it, NUL-separated) starts with prefix.
+func WithCmdline(pids []int, prefix string) []int {
 	var out []int
-	for _, p := range b.Children(tb) {
+	for _, p := range pids {
 		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
-		if bytes.HasPrefix(data, []byte("stomp-broker: spare\x00")) {
+		if bytes.HasPrefix(data, []byte(prefix)) {
 			out = append(out, p)
 		}
 	}
