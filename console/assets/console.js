@@ -6,7 +6,13 @@
 const maxPoints = 300; // five minutes at one sample a second
 let points = [];
 
-const events = new EventSource("events");
+// here resolves a path against this page without the user:pass@ a URL may
+// carry (fetch refuses URLs with credentials; the browser adds the login).
+function here(path) {
+  return new URL(path, location.origin + location.pathname);
+}
+
+const events = new EventSource(here("events"));
 events.addEventListener("history", (e) => {
   points = JSON.parse(e.data) || [];
   drawPlots();
@@ -71,7 +77,7 @@ function showClients(clients, spares) {
 // disconnect asks the broker to SIGTERM the client's process (admins only).
 async function disconnect(pid, button) {
   button.disabled = true;
-  const r = await fetch("clients/" + pid + "/disconnect", { method: "POST" });
+  const r = await fetch(here("clients/" + pid + "/disconnect"), { method: "POST" });
   if (!r.ok) {
     setStatus("disconnect " + pid + ": " + r.status + " " + (await r.text()), true);
     button.disabled = false;
