@@ -3,8 +3,6 @@ package child
 import (
 	"errors"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/stomp-broker/stomp-broker/internal/userfile"
 	"github.com/stomp-broker/stomp-broker/stompwire"
 )
@@ -23,13 +21,7 @@ func (s *session) authenticate(login, passcode string) error {
 		s.log.Error("cannot read users file", "err", err)
 		return errors.New(stompwire.ErrDetailAuthUnavailable)
 	}
-	hash := f.Users[login]
-	// Compare even for an unknown login, so timing does not tell which
-	// logins exist.
-	if hash == nil {
-		hash = []byte("$2a$10$0000000000000000000000000000000000000000000000000000.")
-	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(passcode)) != nil || login == "" {
+	if !f.Check(login, passcode) {
 		s.log.Warn("login refused", "login", login) // never the passcode
 		return errors.New(stompwire.ErrDetailWrongLogin)
 	}

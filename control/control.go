@@ -41,6 +41,9 @@ const (
 	RequestClients = "clients"
 	// RequestQueues asks for one [Queue] per queue the ledger knows.
 	RequestQueues = "queues"
+	// RequestSnapshot asks for everything at one instant: clients, spares,
+	// queues and topics (the web console's view).
+	RequestSnapshot = "snapshot"
 )
 
 // ErrBroker wraps an error the broker itself reported in [Response.Error]
@@ -69,6 +72,8 @@ type Client struct {
 	Addr string `json:"addr"`
 	// TLS is true for a client of a --tls-listen socket.
 	TLS bool `json:"tls,omitempty"`
+	// Transport is how the client came in: "tcp" or "tls".
+	Transport string `json:"transport"`
 	// Login is CONNECT's login header; empty for anonymous clients and
 	// before CONNECT.
 	Login string `json:"login,omitempty"`
@@ -109,14 +114,27 @@ type Queue struct {
 	DeadLettered int `json:"dead_lettered"`
 }
 
-// Response is the broker's answer to one request. Exactly one of its
-// fields is set.
+// Topic is one topic destination with at least one subscriber.
+type Topic struct {
+	// Name is the destination, "/topic/...".
+	Name string `json:"name"`
+	// Subscribers counts the clients subscribed to it.
+	Subscribers int `json:"subscribers"`
+	// Messages counts the messages published to it since it last gained
+	// a subscriber after having none (a rate is the difference of two
+	// snapshots over their time apart).
+	Messages uint64 `json:"messages"`
+}
+
+// Response is the broker's answer to one request. Only the fields the
+// request asks for are set ("snapshot" sets all but Error), or Error.
 type Response struct {
 	Clients []Client `json:"clients,omitempty"`
 	// Spares are the spare child processes started and waiting for a
 	// client (answer to "clients").
 	Spares []Spare `json:"spares,omitempty"`
 	Queues []Queue `json:"queues,omitempty"`
+	Topics []Topic `json:"topics,omitempty"`
 	Error  string  `json:"error,omitempty"`
 }
 

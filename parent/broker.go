@@ -200,6 +200,10 @@ type Broker struct {
 	queues   *ledger.Ledger                // the queue engine; nil until Serve starts
 	nextMsg  uint64
 	stopping bool
+	// topicMessages counts the messages published to each topic of topics
+	// (for the web console's rates); a topic's count goes with its last
+	// subscriber.
+	topicMessages map[string]uint64
 	// storeStats is the durable store's last Stats answer (for the queue
 	// gauges), refreshed every storeStatsEvery; statsPending is true while
 	// a refresh is under way.
@@ -273,6 +277,7 @@ func New(cfg Config) (*Broker, error) {
 		childLogLevel: cfg.Child.LogLevel,
 		children:      map[int]*childProc{},
 		topics:        map[string]map[*childProc]int{},
+		topicMessages: map[string]uint64{},
 		idPrefix:      strconv.FormatInt(time.Now().UnixNano(), 36),
 	}
 	b.admit = newAdmission(cfg.Limits, b.quit)
@@ -654,6 +659,8 @@ func (b *Broker) handle(ev event) {
 		ev.apply()
 	case evControl:
 		ev.reply <- b.answer(ev.request)
+	case evDisconnect:
+		ev.reply <- b.disconnect(ev.pid)
 	case evReload:
 		b.applyReload(ev.s)
 		close(ev.done)

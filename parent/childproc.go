@@ -49,6 +49,15 @@ type subscription struct {
 // (ledger.Consumer).
 func (c *childProc) PID() int { return c.pid }
 
+// transport names how the client came in, as `stomp-broker clients` and
+// the web console show it: "tcp" or "tls".
+func (c *childProc) transport() string {
+	if c.tls {
+		return "tls"
+	}
+	return "tcp"
+}
+
 // kill sends SIGKILL. Safe to call on a process that already exited (the
 // pidfd Go keeps per process makes this free of pid-reuse races).
 func (c *childProc) kill() {

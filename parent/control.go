@@ -51,33 +51,42 @@ func (b *Broker) answerControl(conn net.Conn) {
 	if err != nil {
 		return
 	}
-	ev := evControl{request: strings.TrimSpace(line), reply: make(chan control.Response, 1)}
+	ctx, cancel := context.WithTimeout(context.Background(), controlTimeout)
+	defer cancel()
+	resp := b.ask(ctx, strings.TrimSpace(line))
+	_ = json.NewEncoder(conn).Encode(resp)
+}
+
+// ask has the event loop answer request and, for the requests that show
+// queues, adds the durable store's counts (the store is safe for concurrent
+// use and may block, so it is asked here, not on the event loop). It
+// waits for the loop until ctx is done; the control socket and the web
+// console both take their figures through it.
+func (b *Broker) ask(ctx context.Context, request string) control.Response {
+	ev := evControl{request: request, reply: make(chan control.Response, 1)}
 	var resp control.Response
 	select {
 	case b.events <- ev:
 		select {
 		case resp = <-ev.reply:
 		case <-b.done:
-			resp.Error = "broker stopped"
-		case <-time.After(controlTimeout):
-			resp.Error = "the event loop did not answer within " + controlTimeout.String()
+			return control.Response{Error: "broker stopped"}
+		case <-ctx.Done():
+			return control.Response{Error: "the event loop did not answer in time: " + ctx.Err().Error()}
 		}
 	case <-b.done:
-		resp.Error = "broker stopped"
+		return control.Response{Error: "broker stopped"}
+	case <-ctx.Done():
+		return control.Response{Error: "the event loop did not take the request in time: " + ctx.Err().Error()}
 	}
-	if ev.request == control.RequestQueues && resp.Error == "" && b.cfg.Store != nil {
-		// The store is safe for concurrent use and may block, so it is
-		// asked here, not on the event loop.
-		ctx, cancel := context.WithTimeout(context.Background(), controlTimeout)
+	if (request == control.RequestQueues || request == control.RequestSnapshot) && resp.Error == "" && b.cfg.Store != nil {
 		stats, err := b.cfg.Store.Stats(ctx)
-		cancel()
 		if err != nil {
-			resp = control.Response{Error: "store statistics: " + err.Error()}
-		} else {
-			resp.Queues = ledger.WithStoreStats(resp.Queues, stats)
+			return control.Response{Error: "store statistics: " + err.Error()}
 		}
+		resp.Queues = ledger.WithStoreStats(resp.Queues, stats)
 	}
-	_ = json.NewEncoder(conn).Encode(resp)
+	return resp
 }
 
 // answer builds the response to a control request. Event loop only.
@@ -87,8 +96,10 @@ func (b *Broker) answer(request string) control.Response {
 		return control.Response{Clients: b.clientTable(), Spares: b.spareTable()}
 	case control.RequestQueues:
 		return control.Response{Queues: b.queues.Stats()}
+	case control.RequestSnapshot:
+		return control.Response{Clients: b.clientTable(), Spares: b.spareTable(), Queues: b.queues.Stats(), Topics: b.topicTable()}
 	default:
-		return control.Response{Error: "unknown request " + quote(request) + " (want " + control.RequestClients + " or " + control.RequestQueues + ")"}
+		return control.Response{Error: "unknown request " + quote(request) + " (want " + control.RequestClients + ", " + control.RequestQueues + " or " + control.RequestSnapshot + ")"}
 	}
 }
 
@@ -100,6 +111,7 @@ func (b *Broker) clientTable() []control.Client {
 			PID:           c.pid,
 			Addr:          c.addr,
 			TLS:           c.tls,
+			Transport:     c.transport(),
 			Login:         c.info.Login,
 			Version:       c.info.Version,
 			Subscriptions: len(c.subs),
@@ -115,6 +127,16 @@ func (b *Broker) clientTable() []control.Client {
 		}
 		return out[i].PID < out[j].PID
 	})
+	return out
+}
+
+// topicTable lists the topics with subscribers, by name. Event loop only.
+func (b *Broker) topicTable() []control.Topic {
+	out := make([]control.Topic, 0, len(b.topics))
+	for name, subs := range b.topics {
+		out = append(out, control.Topic{Name: name, Subscribers: len(subs), Messages: b.topicMessages[name]})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 

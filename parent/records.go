@@ -141,6 +141,7 @@ func (b *Broker) removeSubscription(c *childProc, sub *subscription) {
 		}
 		if len(m) == 0 {
 			delete(b.topics, sub.dest)
+			delete(b.topicMessages, sub.dest)
 		}
 	}
 }
@@ -171,6 +172,10 @@ func (b *Broker) publish(from *childProc, dest string, f *frame.Frame) {
 		}
 		return // a topic message nobody listens to is gone, as in every broker
 	}
+	if b.topicMessages == nil { // a Broker made without New (the package's tests)
+		b.topicMessages = map[string]uint64{}
+	}
+	b.topicMessages[dest]++
 	enc := ledger.EncodeMessage(nil, dest, id, f, false, 0)
 	rec := ipc.AppendMessage(nil, ipc.KindDeliver, dest, id, enc)
 	for c := range subs {

@@ -51,6 +51,7 @@ const (
 	flagMetricsListen   = "metrics-listen"
 	flagConfig          = "config"
 	flagSpareChildren   = "spare-children"
+	flagConsoleListen   = "console-listen"
 )
 
 // Defaults of the admission limits and the spare pool. They keep a 2-core,
@@ -82,6 +83,8 @@ func serveFlags() []cli.Flag {
 		&cli.StringFlag{Name: flagControlSocket, EnvVars: env("CONTROL_SOCKET"),
 			Usage: "unix socket `PATH` for `stomp-broker clients` and `queues` (mode 0600; default $RUNTIME_DIRECTORY/stomp-broker.sock, else /tmp/stomp-broker-PORT.sock; \"off\" for none)"},
 		&cli.StringFlag{Name: flagMetricsListen, EnvVars: env("METRICS_LISTEN"), Usage: "`ADDR` to serve Prometheus metrics on over HTTP (default: none)"},
+		&cli.StringFlag{Name: flagConsoleListen, EnvVars: env("CONSOLE_LISTEN"),
+			Usage: "`ADDR` to serve the live web console on over HTTP (default: none); without --users only a loopback address, and the page is read-only; with --users it asks for a login, and disconnecting a client needs a user marked admin"},
 		&cli.BoolFlag{Name: flagDaemonize, Aliases: []string{"d"}, EnvVars: env("DAEMONIZE"),
 			Usage: "run in the background; the command returns once the broker is listening"},
 		&cli.StringFlag{Name: flagPidfile, EnvVars: env("PIDFILE"), Usage: "write the parent's pid to `PATH` (removed on a clean stop)"},

@@ -99,6 +99,9 @@ func checkFlags(c *cli.Context) error {
 	case !cert && len(c.StringSlice(flagTLSListen)) > 0:
 		bad(flagTLSListen, "needs --%s and --%s", flagTLSCert, flagTLSKey)
 	}
+	if addr := c.String(flagConsoleListen); addr != "" && c.String(flagUsers) == "" && !isLoopback(addr) {
+		bad(flagConsoleListen, "%q is not a loopback address: without --%s anyone who can reach it would see every client; listen on 127.0.0.1 or [::1], or give --%s (a login is then asked for)", addr, flagUsers, flagUsers)
+	}
 	if c.Args().Len() > 0 {
 		problems = append(problems, fmt.Sprintf("unexpected argument %q (see stomp-broker --help)", c.Args().First()))
 	}
@@ -254,6 +257,12 @@ func serve(c *cli.Context) (err error) {
 		report.fail(err)
 		return err
 	}
+	stopConsole, err := startConsole(c, b, log)
+	if err != nil {
+		report.fail(err)
+		return err
+	}
+	defer stopConsole()
 	stopReloads := handleReloads(ctx, b, conf, cfg.Child.UsersFile, notifier, level, log)
 	defer stopReloads()
 	err = b.Serve(ctx)

@@ -52,3 +52,40 @@ func TestRead(t *testing.T) {
 		t.Error("a missing file read without an error")
 	}
 }
+
+// TestAdminFlag: ":admin" after the hash marks an admin, old two-field
+// lines stay valid and non-admin, any other flag is a bad line; Check
+// accepts the right passcode of admins and others alike.
+func TestAdminFlag(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := string(hash)
+	path := filepath.Join(t.TempDir(), "users")
+	content := "root:" + h + ":admin\n" + "alice:" + h + "\n" + "eve:" + h + ":root\n"
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Problems) != 1 || !strings.Contains(f.Problems[0].Error(), `:3: unknown flag "root"`) {
+		t.Errorf("problems %v, want one about line 3's flag", f.Problems)
+	}
+	if !f.Admins["root"] || f.Admins["alice"] || len(f.Admins) != 1 {
+		t.Errorf("admins %v, want root only", f.Admins)
+	}
+	for _, tc := range []struct {
+		login, pass string
+		want        bool
+	}{
+		{"root", "pw", true}, {"alice", "pw", true}, {"alice", "wrong", false},
+		{"eve", "pw", false}, {"nobody", "pw", false}, {"", "", false},
+	} {
+		if got := f.Check(tc.login, tc.pass); got != tc.want {
+			t.Errorf("Check(%q, %q) = %v, want %v", tc.login, tc.pass, got, tc.want)
+		}
+	}
+}
