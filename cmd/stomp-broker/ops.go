@@ -92,6 +92,13 @@ func clientsCommand() *cli.Command {
 				for _, sp := range r.Spares {
 					fmt.Fprintf(w, "%d\t(spare)\t-\t-\t0\t0\t0\t0\t%s\n", sp.PID, sp.Since.Local().Format(time.DateTime))
 				}
+				if cl := r.Cluster; cl != nil {
+					state := "connected to the shared database"
+					if !cl.Connected {
+						state = "CUT OFF from the shared database: serving this broker's clients only"
+					}
+					fmt.Fprintf(w, "cluster node %s: %s (messages to other brokers %d, from them %d, dropped %d)\n", cl.Node, state, cl.Sent, cl.Received, cl.Dropped)
+				}
 			})
 		},
 	}
