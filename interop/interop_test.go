@@ -87,6 +87,7 @@ var clients = []client{
 		install: "Debian package python3-stomp (scripts/install-test-deps)",
 		probe:   []string{"/usr/bin/python3", "-c", "import stomp"},
 		script:  []string{"/usr/bin/python3", "clients/python/stomp_client.py"},
+		extra:   []string{"temp-queue"},
 	},
 	{
 		name:    "perl",
