@@ -370,8 +370,9 @@ func clusterState(t *testing.T, sock string) *control.Cluster {
 func TestClusterCutOff(t *testing.T) {
 	dsn := postgresDSN(t)
 	proxy, viaProxy := newPGProxy(t, dsn)
-	a, sockA := clusterBroker(t, viaProxy, "a")
-	b, _ := clusterBroker(t, dsn, "b")
+	metrics := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	a, sockA := clusterBroker(t, viaProxy, "a", "--metrics-listen", metrics)
+	b, _ := clusterBroker(t, dsn, "b", "--trace")
 	dest := "/topic/cut-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	onA, onB := subscribeTopic(t, a, dest), subscribeTopic(t, b, dest)
 	producer := dialClient(t, a)
@@ -379,9 +380,13 @@ func TestClusterCutOff(t *testing.T) {
 	if st := clusterState(t, sockA); !st.Connected {
 		t.Fatalf("cluster state %+v before the cut", st)
 	}
+	waitMetric(t, metrics, "stomp_broker_cluster_connected", 1)
+	// --trace on B shows the hop from the database.
+	b.WaitLog(t, `hop="B2 NOTIFY → parent event loop".*destination=`+dest, 5*time.Second)
 
 	proxy.cut()
 	poll.Eventually(t, 10*time.Second, "A reports it is cut off", func() bool { return !clusterState(t, sockA).Connected })
+	waitMetric(t, metrics, "stomp_broker_cluster_connected", 0)
 	sendN(t, producer, dest, "local", 50)
 	expectInOrder(t, "local subscriber while cut off", onA, "local", 50)
 	out := runBroker(t, "", "clients", "--control-socket", sockA)
@@ -395,6 +400,7 @@ func TestClusterCutOff(t *testing.T) {
 
 	proxy.restore()
 	poll.Eventually(t, 20*time.Second, "A reconnects", func() bool { return clusterState(t, sockA).Connected })
+	waitMetric(t, metrics, "stomp_broker_cluster_connected", 1)
 	warmUp(t, producer, dest, onB)
 	sendN(t, producer, dest, "back", 50)
 	expectInOrder(t, "subscriber on B after the reconnect", onB, "back", 50)
