@@ -371,7 +371,7 @@ func TestClusterCutOff(t *testing.T) {
 	dsn := postgresDSN(t)
 	proxy, viaProxy := newPGProxy(t, dsn)
 	metrics := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	a, sockA := clusterBroker(t, viaProxy, "a", "--metrics-listen", metrics)
+	a, sockA := clusterBroker(t, viaProxy, "a", "--metrics-listen", metrics, "--trace")
 	b, _ := clusterBroker(t, dsn, "b", "--trace")
 	dest := "/topic/cut-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	onA, onB := subscribeTopic(t, a, dest), subscribeTopic(t, b, dest)
@@ -381,8 +381,9 @@ func TestClusterCutOff(t *testing.T) {
 		t.Fatalf("cluster state %+v before the cut", st)
 	}
 	waitMetric(t, metrics, "stomp_broker_cluster_connected", 1)
-	// --trace on B shows the hop from the database.
-	b.WaitLog(t, `hop="B2 NOTIFY → parent event loop".*destination=`+dest, 5*time.Second)
+	// --trace shows the hop into the database on A and out of it on B.
+	a.WaitLog(t, `hop="B1 parent → other brokers \(NOTIFY\)" destination=`+dest+` message-id=\S+ to_brokers=1`, 5*time.Second)
+	b.WaitLog(t, `hop="B2 NOTIFY → parent event loop" destination=`+dest+` message-id=\S+ from_broker=`, 5*time.Second)
 
 	proxy.cut()
 	poll.Eventually(t, 10*time.Second, "A reports it is cut off", func() bool { return !clusterState(t, sockA).Connected })
@@ -404,4 +405,41 @@ func TestClusterCutOff(t *testing.T) {
 	warmUp(t, producer, dest, onB)
 	sendN(t, producer, dest, "back", 50)
 	expectInOrder(t, "subscriber on B after the reconnect", onB, "back", 50)
+}
+
+// TestTempQueuePrivate: two connections using the same temporary queue
+// name each get their own replies only, and a reply to a connection that
+// has gone reaches nobody.
+func TestTempQueuePrivate(t *testing.T) {
+	b := brokertest.Start(t)
+	dest := "/queue/rpc-private"
+	resp := b.Raw(t)
+	resp.Connect()
+	rawSubscribe(t, resp, "rpc", dest, "auto")
+	reqs := []*brokertest.Raw{b.RawNamed(t, "req1"), b.RawNamed(t, "req2")}
+	replyTo := make([]string, len(reqs))
+	for i, r := range reqs {
+		r.Connect()
+		rawSend(t, r, dest, "from"+strconv.Itoa(i), "reply-to", "/temp-queue/answers")
+		m := resp.Expect(frame.MESSAGE)
+		replyTo[i] = m.Header.Get("reply-to")
+	}
+	if replyTo[0] == replyTo[1] || !strings.HasPrefix(replyTo[0], "/reply-queue/") {
+		t.Fatalf("reply-to rewritten to %q and %q: want two distinct /reply-queue/ names", replyTo[0], replyTo[1])
+	}
+	for i := range reqs {
+		rawSend(t, resp, replyTo[i], "for"+strconv.Itoa(i))
+	}
+	for i, r := range reqs {
+		if m := r.Expect(frame.MESSAGE); string(m.Body) != "for"+strconv.Itoa(i) {
+			t.Fatalf("requester %d got %q", i, m.Body)
+		}
+		r.ExpectNothing(200 * time.Millisecond)
+	}
+	reqs[0].Send("DISCONNECT\nreceipt:bye\n\n\x00")
+	reqs[0].Expect(frame.RECEIPT)
+	poll.Eventually(t, 5*time.Second, "requester 1's child is gone", func() bool { return len(b.Children(t)) == 2 })
+	rawSend(t, resp, replyTo[0], "too late")
+	reqs[1].ExpectNothing(500 * time.Millisecond)
+	resp.ExpectNothing(200 * time.Millisecond)
 }

@@ -76,7 +76,9 @@ func clientsCommand() *cli.Command {
 		Description: "One line per client: the pid of the process serving it (`kill PID` disconnects\n" +
 			"that client with an ERROR frame), its address, login, STOMP version, subscriptions,\n" +
 			"messages published (IN) and handed to it (OUT), and bytes waiting in the parent for it.\n" +
-			"Spare processes, started and waiting for a client (--spare-children), follow as \"(spare)\".",
+			"Spare processes, started and waiting for a client (--spare-children), follow as \"(spare)\".\n" +
+			"With a --store postgres:// shared by several brokers, a last line tells whether this broker\n" +
+			"is connected to the others through the database or CUT OFF (serving its own clients only).",
 		Flags: controlFlags(),
 		Action: func(c *cli.Context) error {
 			return ask(c, control.RequestClients, func(w io.Writer, r *control.Response) {
