@@ -97,6 +97,10 @@ type Bus struct {
 	mu     sync.Mutex
 	local  map[string]bool     // topics this node's clients subscribe to
 	remote map[string][]string // topic → channels of other live nodes interested in it
+	// remoteGen is the loadSeq of the load remote came from: both
+	// connections load it, and an older load must not overwrite a newer.
+	remoteGen uint64
+	loadSeq   atomic.Uint64
 
 	listenUp, sendUp atomic.Bool
 	stateMu          sync.Mutex
@@ -457,6 +461,7 @@ func (b *Bus) heartbeat(conn *pgx.Conn) error {
 // loadInterest reads which live nodes other than this one subscribe to
 // which topics.
 func (b *Bus) loadInterest(ctx context.Context, conn *pgx.Conn) error {
+	gen := b.loadSeq.Add(1)
 	rows, err := conn.Query(ctx, `SELECT i.topic, i.node FROM stomp_bus_interest i JOIN stomp_bus_node n ON n.node = i.node
 		WHERE i.node <> $1 AND n.seen > now() - $2 * interval '1 millisecond'`, b.node, (deadAfter * b.cfg.Heartbeat).Milliseconds())
 	if err != nil {
@@ -472,7 +477,9 @@ func (b *Bus) loadInterest(ctx context.Context, conn *pgx.Conn) error {
 		return fmt.Errorf("cluster: load interest: %w", err)
 	}
 	b.mu.Lock()
-	b.remote = remote
+	if gen > b.remoteGen {
+		b.remote, b.remoteGen = remote, gen
+	}
 	b.mu.Unlock()
 	return nil
 }
