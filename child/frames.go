@@ -325,6 +325,10 @@ func (s *session) handleSubscribe(f *frame.Frame, receipt string) bool {
 		s.fail(msg, receipt, "")
 		return false
 	}
+	if !stompwire.Subscribable(dest) { // another connection's temporary queue
+		s.fail(stompwire.ErrTextUnknownDestination(dest), receipt, "")
+		return false
+	}
 	id := s.header(f, frame.Id)
 	if id == "" {
 		if s.version > stompwire.V10 {

@@ -351,7 +351,14 @@ func (s *session) handleRecord(k ipc.Kind, body []byte) error {
 		if s.cfg.Trace {
 			s.log.Info("trace", "pid", os.Getpid(), "hop", ipc.HopChildRead, "record", k.String(), "destination", dest, "message-id", msgID, "subscriptions", len(s.byDest[dest]))
 		}
-		for _, sub := range s.byDest[dest] {
+		subs := s.byDest[dest]
+		if len(subs) == 0 && stompwire.IsTempQueue(dest) {
+			// A reply to this connection's temporary queue, which the
+			// client did not SUBSCRIBE to (RabbitMQ's way): it arrives on
+			// a subscription named after the queue, in ack mode auto.
+			subs = []*subscription{{id: dest, dest: dest, ack: ackAuto}}
+		}
+		for _, sub := range subs {
 			s.writeMessage(enc, sub, msgID)
 		}
 	case ipc.KindOffer:

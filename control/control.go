@@ -135,7 +135,24 @@ type Response struct {
 	Spares []Spare `json:"spares,omitempty"`
 	Queues []Queue `json:"queues,omitempty"`
 	Topics []Topic `json:"topics,omitempty"`
-	Error  string  `json:"error,omitempty"`
+	// Cluster is the broker's link to the other brokers sharing its
+	// database (answer to "clients"; nil without a cluster).
+	Cluster *Cluster `json:"cluster,omitempty"`
+	Error   string   `json:"error,omitempty"`
+}
+
+// Cluster is a broker's link to the brokers sharing its PostgreSQL
+// database (see package cluster).
+type Cluster struct {
+	// Node is the broker's name among them (new at every start).
+	Node string `json:"node"`
+	// Connected is false while the broker is cut off from the database:
+	// it serves its own clients only.
+	Connected bool `json:"connected"`
+	// Sent, Received and Dropped count messages crossing brokers.
+	Sent     uint64 `json:"sent"`
+	Received uint64 `json:"received"`
+	Dropped  uint64 `json:"dropped"`
 }
 
 // Do sends request to the broker listening on the unix socket path and

@@ -72,4 +72,8 @@
 //   - tx-send-receipt (go-stomp only): a receipt on a SEND inside an open
 //     transaction arrives before COMMIT; a synchronous client that waits for
 //     that receipt before committing deadlocks otherwise.
+//   - temp-queue (stomp.py only): a requester SENDs requests with
+//     reply-to:/temp-queue/NAME to a responder's /queue/; the responder sees
+//     reply-to rewritten and SENDs to it; the requester gets each reply
+//     without having subscribed (RabbitMQ's temporary queues).
 package interop

@@ -68,4 +68,13 @@ const (
 	// HopReceipt: the child writes the RECEIPT to its client (child,
 	// session.handleRecord).
 	HopReceipt = "R3 receipt: child writer → RECEIPT"
+	// HopBusOut: with brokers sharing a PostgreSQL store, a topic message
+	// that other brokers have subscribers for, or a reply to a temporary
+	// queue another broker owns, is handed to the cluster bus, which
+	// NOTIFYs those brokers (parent, publish; package cluster).
+	HopBusOut = "B1 parent → other brokers (NOTIFY)"
+	// HopBusIn: a message another broker published arrives as a
+	// notification and goes on from hop 4, as DELIVER records (parent,
+	// onRemote).
+	HopBusIn = "B2 NOTIFY → parent event loop"
 )

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/stomp-broker/stomp-broker/cluster"
 	"github.com/stomp-broker/stomp-broker/internal/profiling"
 	"github.com/stomp-broker/stomp-broker/ipc"
 	"github.com/stomp-broker/stomp-broker/ledger"
@@ -114,6 +115,10 @@ type Config struct {
 	// a client (see spares.go); 0 starts each child when its client
 	// connects.
 	SpareChildren int
+	// Cluster, if set, joins this broker to the others sharing its
+	// PostgreSQL database, for topics and temporary reply queues (see
+	// package cluster). The broker closes it on shutdown.
+	Cluster *cluster.Bus
 }
 
 func (c *Config) setDefaults() {
@@ -204,6 +209,12 @@ type Broker struct {
 	// (for the web console's rates); a topic's count goes with its last
 	// subscriber.
 	topicMessages map[string]uint64
+	// node names this broker in the names of its temporary queues
+	// (/reply-queue/NODE.KEY.NAME): the cluster's node, else a name new at
+	// every start. replies finds the connection behind KEY.
+	node      string
+	replies   map[string]*childProc
+	nextReply uint64
 	// storeStats is the durable store's last Stats answer (for the queue
 	// gauges), refreshed every storeStatsEvery; statsPending is true while
 	// a refresh is under way.
@@ -279,6 +290,11 @@ func New(cfg Config) (*Broker, error) {
 		topics:        map[string]map[*childProc]int{},
 		topicMessages: map[string]uint64{},
 		idPrefix:      strconv.FormatInt(time.Now().UnixNano(), 36),
+		replies:       map[string]*childProc{},
+	}
+	b.node = b.idPrefix
+	if cfg.Cluster != nil {
+		b.node = cfg.Cluster.Node()
 	}
 	b.admit = newAdmission(cfg.Limits, b.quit)
 	if cfg.SpareChildren > 0 {
@@ -287,6 +303,7 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.MetricsListener != nil {
 		b.metrics = newMetrics(func() float64 { return float64(b.admit.count()) })
 		b.registerSpareMetrics()
+		b.registerClusterMetrics()
 	}
 	return b, nil
 }
@@ -366,6 +383,10 @@ func (b *Broker) Serve(ctx context.Context) error {
 
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	var remote <-chan cluster.Message // nil (never ready) without a cluster
+	if b.cfg.Cluster != nil {
+		remote = b.cfg.Cluster.Received()
+	}
 	var watchdog <-chan time.Time
 	if b.cfg.WatchdogInterval > 0 && b.cfg.Notifier != nil {
 		t := time.NewTicker(b.cfg.WatchdogInterval)
@@ -390,6 +411,9 @@ func (b *Broker) Serve(ctx context.Context) error {
 		b.shutdown()
 		acceptors.Wait()
 		b.drainStartedAfterStop()
+		if b.cfg.Cluster != nil {
+			b.cfg.Cluster.Close()
+		}
 	}
 	for {
 		select {
@@ -405,6 +429,8 @@ func (b *Broker) Serve(ctx context.Context) error {
 			b.onTick()
 		case <-b.queues.WakeC():
 			b.queues.OnWake(time.Now())
+		case m := <-remote:
+			b.onRemote(m)
 		case <-watchdog:
 			b.pingWatchdog()
 		}
@@ -716,6 +742,9 @@ func (b *Broker) childGone(c *childProc, err error) {
 func (b *Broker) forgetChild(c *childProc) {
 	c.gone = true
 	delete(b.children, c.pid)
+	if c.replyKey != "" {
+		delete(b.replies, c.replyKey) // its temporary queues go with it
+	}
 	// First the offers the child may have won but not claimed (their
 	// tokens came back through SEM_UNDO), then what it held: re-offering
 	// in the other order would re-arm the fresh offers of its requeued

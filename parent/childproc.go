@@ -24,8 +24,11 @@ type childProc struct {
 	conn    *ipc.Conn
 	out     *outbox
 
-	info ipc.SessionInfo          // from the child's HELLO
-	subs map[string]*subscription // by subscription key
+	info ipc.SessionInfo // from the child's HELLO
+	// replyKey names the connection in its temporary queues' public
+	// names; "" until its first reply-to:/temp-queue/.
+	replyKey string
+	subs     map[string]*subscription // by subscription key
 
 	// counters for `stomp-broker clients`
 	framesIn, messagesIn, messagesOut uint64

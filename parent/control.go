@@ -93,7 +93,7 @@ func (b *Broker) ask(ctx context.Context, request string) control.Response {
 func (b *Broker) answer(request string) control.Response {
 	switch request {
 	case control.RequestClients:
-		return control.Response{Clients: b.clientTable(), Spares: b.spareTable()}
+		return control.Response{Clients: b.clientTable(), Spares: b.spareTable(), Cluster: b.clusterState()}
 	case control.RequestQueues:
 		return control.Response{Queues: b.queues.Stats()}
 	case control.RequestSnapshot:

@@ -6,6 +6,7 @@ import (
 
 	"github.com/go-stomp/stomp/v3/frame"
 
+	"github.com/stomp-broker/stomp-broker/cluster"
 	"github.com/stomp-broker/stomp-broker/ipc"
 	"github.com/stomp-broker/stomp-broker/ledger"
 	"github.com/stomp-broker/stomp-broker/stompwire"
@@ -91,7 +92,7 @@ func (b *Broker) applyFrame(c *childProc, f *frame.Frame) error {
 	if b.cfg.Trace && f.Command != frame.SEND { // publish traces a SEND, once it has its message-id
 		b.log.Info("trace", "hop", ipc.HopParentRead, "record", ipc.KindFrame.String(), "frame", f.Command, "destination", dest, "from_child_pid", c.pid)
 	}
-	if (f.Command == frame.SEND || f.Command == frame.SUBSCRIBE) && !stompwire.Served(dest) {
+	if (f.Command == frame.SEND && !stompwire.Served(dest)) || (f.Command == frame.SUBSCRIBE && !stompwire.Subscribable(dest)) {
 		return fmt.Errorf("%w: child forwarded a %s to %q, which is no destination", ipc.ErrMalformed, f.Command, dest)
 	}
 	switch f.Command {
@@ -107,11 +108,19 @@ func (b *Broker) applyFrame(c *childProc, f *frame.Frame) error {
 			sub.queue = ledger.NewSubscription(c, key, dest, f.Header)
 		}
 		c.subs[key] = sub
-		if sub.queue != nil {
+		switch {
+		case sub.queue != nil:
 			b.queues.Subscribe(sub.queue)
-		} else {
+		case stompwire.IsTempQueue(dest):
+			// The connection's own temporary queue (ActiveMQ's habit): its
+			// replies go to this child anyway; the child finds the
+			// subscription.
+		default:
 			if b.topics[dest] == nil {
 				b.topics[dest] = map[*childProc]int{}
+				if b.cfg.Cluster != nil {
+					b.cfg.Cluster.SetInterest(dest, true)
+				}
 			}
 			b.topics[dest][c]++
 		}
@@ -142,6 +151,9 @@ func (b *Broker) removeSubscription(c *childProc, sub *subscription) {
 		if len(m) == 0 {
 			delete(b.topics, sub.dest)
 			delete(b.topicMessages, sub.dest)
+			if b.cfg.Cluster != nil {
+				b.cfg.Cluster.SetInterest(sub.dest, false)
+			}
 		}
 	}
 }
@@ -161,22 +173,51 @@ func (b *Broker) publish(from *childProc, dest string, f *frame.Frame) {
 	if b.cfg.Trace {
 		b.log.Info("trace", "hop", ipc.HopParentRead, "record", ipc.KindFrame.String(), "frame", f.Command, "destination", dest, "message-id", id, "from_child_pid", from.pid)
 	}
-	if stompwire.IsQueue(dest) {
+	b.rewriteReplyTo(from, f)
+	switch {
+	case stompwire.IsQueue(dest):
 		b.queues.Publish(from, b.nextMsg, id, dest, f)
-		return
+	case stompwire.IsTempQueue(dest): // to the sender's own temporary queue
+		b.deliverReply(from, dest, id, ledger.EncodeMessage(nil, b.replyName(from, dest), id, f, false, 0))
+	case stompwire.IsReplyQueue(dest):
+		b.sendReply(dest, id, ledger.EncodeMessage(nil, dest, id, f, false, 0))
+	default:
+		b.publishTopic(dest, id, f)
 	}
+}
+
+// publishTopic routes a topic message to the children subscribed to it
+// and, through the cluster, to the other brokers with subscribers.
+func (b *Broker) publishTopic(dest, id string, f *frame.Frame) {
 	subs := b.topics[dest]
-	if len(subs) == 0 {
+	remote := b.cfg.Cluster != nil && b.cfg.Cluster.Interested(dest)
+	if len(subs) == 0 && !remote {
 		if b.cfg.Trace {
 			b.log.Info("trace", "hop", ipc.HopTopicRoute, "destination", dest, "message-id", id, "to_children", 0, "note", "no subscriber: dropped")
 		}
 		return // a topic message nobody listens to is gone, as in every broker
 	}
-	if b.topicMessages == nil { // a Broker made without New (the package's tests)
-		b.topicMessages = map[string]uint64{}
+	if len(subs) > 0 { // counted per local topic, dropped with its last subscriber
+		if b.topicMessages == nil { // a Broker made without New (the package's tests)
+			b.topicMessages = map[string]uint64{}
+		}
+		b.topicMessages[dest]++
 	}
-	b.topicMessages[dest]++
 	enc := ledger.EncodeMessage(nil, dest, id, f, false, 0)
+	if remote {
+		n := b.cfg.Cluster.Publish(cluster.Message{Dest: dest, ID: id, Enc: enc})
+		if b.cfg.Trace {
+			b.log.Info("trace", "hop", ipc.HopBusOut, "destination", dest, "message-id", id, "to_brokers", n)
+		}
+	}
+	b.deliverTopic(subs, dest, id, enc)
+}
+
+// deliverTopic sends a topic message to each of subs.
+func (b *Broker) deliverTopic(subs map[*childProc]int, dest, id string, enc []byte) {
+	if len(subs) == 0 {
+		return
+	}
 	rec := ipc.AppendMessage(nil, ipc.KindDeliver, dest, id, enc)
 	for c := range subs {
 		if b.cfg.Trace {

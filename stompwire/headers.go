@@ -40,6 +40,10 @@ const (
 	// (a whole number). The name is ActiveMQ's and RabbitMQ's; in the
 	// TheSchwartz store it is the job's priority column.
 	HeaderPriority = "priority"
+	// HeaderReplyTo names where replies should go; a /temp-queue/NAME
+	// there gives the sender a temporary queue, and the broker rewrites
+	// the header to that queue's /reply-queue/ name.
+	HeaderReplyTo = "reply-to"
 )
 
 // Headers a consumer may put on a SUBSCRIBE.

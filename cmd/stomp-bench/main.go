@@ -14,8 +14,12 @@
 //     last delivery. Every body carries "producer:seq:stamp;" and the run
 //     checks each id for loss, duplication and per-producer reordering.
 //   - topic: one producer, K subscribers of one /topic/ destination; the
-//     rate is deliveries/s (N*K over the elapsed time); every subscriber
-//     must see every message once and in order.
+//     rate is deliveries/s (N*K over the elapsed time), with p50/p99
+//     latency over all deliveries; every subscriber must see every message
+//     once and in order. --subscriber-addrs spreads the subscribers over
+//     several brokers (sharing one database) while the producer stays on
+//     --addr; --topic-rate paces the producer (for latency without
+//     saturation).
 //   - persistent: like queue, but every SEND carries persistent:true and a
 //     receipt, with at most --window receipts outstanding per producer;
 //     the rate is that of confirmed SENDs.
@@ -98,6 +102,10 @@ type config struct {
 	Settle        time.Duration
 	JSONOnly      bool
 	Work          time.Duration
+	// SubscriberAddrs spread topic subscribers round-robin (default Addr).
+	SubscriberAddrs []string
+	// TopicRate paces the topic producer in msgs/s (0: as fast as it can).
+	TopicRate float64
 }
 
 // destination returns --destination, or a fresh name under prefix (unique
@@ -146,8 +154,8 @@ func (c config) validate() error {
 	if c.Scenario == "latency" && c.Rate <= 0 {
 		return bad("--rate must be positive for the latency scenario")
 	}
-	if c.Work < 0 {
-		return bad("--work must not be negative")
+	if c.Work < 0 || c.TopicRate < 0 {
+		return bad("--work and --topic-rate must not be negative")
 	}
 	if c.Timeout <= 0 || c.Idle <= 0 {
 		return bad("--timeout and --idle must be positive")
@@ -184,6 +192,8 @@ func newApp(stdout io.Writer) *cli.App {
 			&cli.IntFlag{Name: "broker-pid", Usage: "broker `PID` whose process tree's Pss is sampled (conns)"},
 			&cli.DurationFlag{Name: "settle", Value: 500 * time.Millisecond, Usage: "pause before the Pss sample with all clients connected (conns)"},
 			&cli.BoolFlag{Name: "json", Usage: "print only the JSON line"},
+			&cli.StringSliceFlag{Name: "subscriber-addrs", Usage: "topic: spread the subscribers round-robin over these brokers' `HOST:PORT`s (default --addr); the run waits --settle after subscribing, for brokers to learn each other's subscriptions"},
+			&cli.Float64Flag{Name: "topic-rate", Usage: "topic: the producer's send rate in msgs/s (default: as fast as it can)"},
 			&cli.DurationFlag{Name: "work", Usage: "time a consumer spends on each message before it ACKs it or, in auto mode, reads the next (fair: e.g. 2ms)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -199,6 +209,7 @@ func newApp(stdout io.Writer) *cli.App {
 				Destination: c.String("destination"), Timeout: c.Duration("timeout"), Idle: c.Duration("idle"),
 				SubscribeSync: c.String("subscribe-sync"), BrokerPID: c.Int("broker-pid"),
 				Settle: c.Duration("settle"), JSONOnly: c.Bool("json"), Work: c.Duration("work"),
+				SubscriberAddrs: c.StringSlice("subscriber-addrs"), TopicRate: c.Float64("topic-rate"),
 			}
 			return runAndReport(c.Context, cfg, stdout)
 		},

@@ -36,7 +36,11 @@ func run(ctx context.Context, cfg config) (*result, error) {
 func subscribeConsumers(t *trial, cfg config, dest, prefix string, n int) ([]*session, error) {
 	sessions := make([]*session, n)
 	for i := range sessions {
-		s, err := t.dial(cfg.Addr)
+		addr := cfg.Addr
+		if len(cfg.SubscriberAddrs) > 0 {
+			addr = cfg.SubscriberAddrs[i%len(cfg.SubscriberAddrs)]
+		}
+		s, err := t.dial(addr)
 		if err != nil {
 			return nil, fmt.Errorf("consumer %d: %w", i, err)
 		}
@@ -132,16 +136,25 @@ func runTopic(ctx context.Context, cfg config) (*result, error) {
 	rcvs := make([]*receiver, len(subs))
 	for i, s := range subs {
 		ledgers[i] = newLedger(1, cfg.Messages)
-		rcvs[i] = newReceiver(ledgers[i], 1, false)
+		rcvs[i] = newReceiver(ledgers[i], 1, true)
+		rcvs[i].latencies = make([]time.Duration, 0, cfg.Messages)
 		t.spawn(func() error { return consume(s, "s"+strconv.Itoa(i), cfg.Ack, rcvs[i], cfg.Work) })
 	}
 	producers, err := dialProducers(t, cfg, 1)
 	if err != nil {
 		return nil, err
 	}
+	if len(cfg.SubscriberAddrs) > 0 {
+		// Other brokers learn of a subscription a moment after its RECEIPT.
+		select {
+		case <-time.After(cfg.Settle):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 
 	start := sinceEpoch()
-	t.spawnProducer(func() error { return produce(producers[0], dest, 0, cfg.Messages, cfg.Size, 0) })
+	t.spawnProducer(func() error { return produce(producers[0], dest, 0, cfg.Messages, cfg.Size, cfg.TopicRate) })
 	progress := func() string {
 		n := 0
 		for _, l := range ledgers {
@@ -173,6 +186,11 @@ func runTopic(ctx context.Context, cfg config) (*result, error) {
 		res.Delivered += l.delivered()
 	}
 	res.setRate(end-start, cfg.Messages*cfg.Subscribers)
+	var lat []time.Duration
+	for _, r := range rcvs {
+		lat = append(lat, r.latencies...)
+	}
+	res.setLatencies(lat)
 	res.setCounts(collectCounts(ledgers, rcvs))
 	return res, nil
 }

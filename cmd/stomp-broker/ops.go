@@ -76,7 +76,9 @@ func clientsCommand() *cli.Command {
 		Description: "One line per client: the pid of the process serving it (`kill PID` disconnects\n" +
 			"that client with an ERROR frame), its address, login, STOMP version, subscriptions,\n" +
 			"messages published (IN) and handed to it (OUT), and bytes waiting in the parent for it.\n" +
-			"Spare processes, started and waiting for a client (--spare-children), follow as \"(spare)\".",
+			"Spare processes, started and waiting for a client (--spare-children), follow as \"(spare)\".\n" +
+			"With a --store postgres:// shared by several brokers, a last line tells whether this broker\n" +
+			"is connected to the others through the database or CUT OFF (serving its own clients only).",
 		Flags: controlFlags(),
 		Action: func(c *cli.Context) error {
 			return ask(c, control.RequestClients, func(w io.Writer, r *control.Response) {
@@ -91,6 +93,13 @@ func clientsCommand() *cli.Command {
 				}
 				for _, sp := range r.Spares {
 					fmt.Fprintf(w, "%d\t(spare)\t-\t-\t0\t0\t0\t0\t%s\n", sp.PID, sp.Since.Local().Format(time.DateTime))
+				}
+				if cl := r.Cluster; cl != nil {
+					state := "connected to the shared database"
+					if !cl.Connected {
+						state = "CUT OFF from the shared database: serving this broker's clients only"
+					}
+					fmt.Fprintf(w, "cluster node %s: %s (messages to other brokers %d, from them %d, dropped %d)\n", cl.Node, state, cl.Sent, cl.Received, cl.Dropped)
 				}
 			})
 		},

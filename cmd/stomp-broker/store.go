@@ -6,6 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/stomp-broker/stomp-broker/cluster"
 	"github.com/stomp-broker/stomp-broker/ledger"
 	"github.com/stomp-broker/stomp-broker/parent"
 	"github.com/stomp-broker/stomp-broker/store"
@@ -37,5 +38,15 @@ func applyStoreFlags(c *cli.Context, log *slog.Logger, cfg *parent.Config) error
 	cfg.Store = st
 	cfg.PersistAll = spec.PersistAll()
 	log.Info("durable store open: persistent:true queue messages survive restarts", "store", spec.String())
+	if spec.Backend == store.BackendPostgres {
+		// Brokers sharing the database are one broker for topics and
+		// temporary queues too.
+		bus, err := cluster.Open(cluster.Config{DSN: spec.URL, Log: log})
+		if err != nil {
+			return usageError(flagStore, "%v", err)
+		}
+		cfg.Cluster = bus
+		log.Info("cluster: topics and temporary queues span the brokers sharing this database", "node", bus.Node())
+	}
 	return nil
 }

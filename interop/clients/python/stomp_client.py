@@ -364,6 +364,37 @@ def scenario_v10(addr, ver, dest):
     c.disconnect()
 
 
+def scenario_temp_queue(addr, ver, dest):
+    """Request/response: the requester sends with reply-to:/temp-queue/NAME
+    and gets the reply without subscribing (RabbitMQ's way); the responder
+    sees the reply-to rewritten to a name it can send to."""
+    resp = Session(addr, ver, "responder")
+    resp.connect()
+    resp.subscribe(dest, "rpc", receipt="r-sub")
+    resp.wait_receipt("r-sub")
+    req = Session(addr, ver, "requester")
+    req.connect()
+    temp = "/temp-queue/answers"
+    for i in range(3):
+        body = "q%d" % i
+        req.conn.send(dest, body, headers={"reply-to": temp, "receipt": "r-%d" % i})
+        req.wait_receipt("r-%d" % i)
+        f = resp.next_message()
+        if f is None or f.body != body:
+            raise Fail("responder: got %r, want request %r" % (f and f.body, body))
+        reply_to = f.headers.get("reply-to", "")
+        obs("reply-to", reply_to)
+        if reply_to == temp or not reply_to:
+            raise Fail("responder: reply-to %r was not rewritten" % reply_to)
+        resp.conn.send(reply_to, "re:" + body)
+        r = req.next_message()
+        if r is None or r.body != "re:" + body:
+            raise Fail("requester: got %r, want reply %r" % (r and r.body, "re:" + body))
+        obs("reply-headers", r.headers)
+    req.disconnect()
+    resp.disconnect()
+
+
 SCENARIOS = {
     "topic": ("topic", scenario_topic),
     "queue": ("queue", scenario_queue),
@@ -373,6 +404,7 @@ SCENARIOS = {
     "transaction": ("queue", scenario_transaction),
     "headers": ("topic", scenario_headers),
     "v10": ("queue", scenario_v10),
+    "temp-queue": ("queue", scenario_temp_queue),
 }
 
 
