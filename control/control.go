@@ -69,6 +69,8 @@ type Client struct {
 	Addr string `json:"addr"`
 	// TLS is true for a client of a --tls-listen socket.
 	TLS bool `json:"tls,omitempty"`
+	// Transport is how the client came in: tcp, tls, ws or wss.
+	Transport string `json:"transport,omitempty"`
 	// Login is CONNECT's login header; empty for anonymous clients and
 	// before CONNECT.
 	Login string `json:"login,omitempty"`

@@ -15,14 +15,14 @@ import (
 // Owned by the event loop, except conn (reader and writer goroutines) and
 // out (see outbox).
 type childProc struct {
-	pid     int
-	addr    string
-	ip      netip.Addr // the client's IP, for the per-IP limit
-	tls     bool       // the client came in on a TLS listener
-	started time.Time
-	cmd     *exec.Cmd
-	conn    *ipc.Conn
-	out     *outbox
+	pid       int
+	addr      string
+	ip        netip.Addr    // the client's IP, for the per-IP limit
+	transport ipc.Transport // the listener the client came in on
+	started   time.Time
+	cmd       *exec.Cmd
+	conn      *ipc.Conn
+	out       *outbox
 
 	info ipc.SessionInfo          // from the child's HELLO
 	subs map[string]*subscription // by subscription key
