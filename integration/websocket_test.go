@@ -147,7 +147,8 @@ func tcpClient(t *testing.T, b *brokertest.Broker) *stomp.Conn {
 // socket, which the parent does not hold; `stomp-broker clients` says
 // "ws".
 func TestWebSocketRoundTrip(t *testing.T) {
-	b, url := wsBroker(t)
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	b, url := wsBroker(t, "--metrics-listen", metricsAddr)
 	ws, _, err := dialWS(t, url, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -223,6 +224,17 @@ func TestWebSocketRoundTrip(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("stomp-broker clients does not list child %d: %+v", pid, clients)
+	}
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`stomp_broker_clients_accepted_total{transport="ws"} 1`, `stomp_broker_clients_accepted_total{transport="tcp"} 1`} {
+		if !strings.Contains(string(page), want+"\n") {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 }
 

@@ -558,6 +558,9 @@ func (b *Broker) acceptLoop(l net.Listener, transport ipc.Transport) {
 			continue
 		}
 		c.ip = ip
+		if b.metrics != nil {
+			b.metrics.accepted[transport].Inc()
+		}
 		b.events <- evChildStarted{c}
 	}
 }
