@@ -73,8 +73,8 @@ func Run() int {
 		}
 		cfg = h.Apply(cfg)
 		title := "stomp-broker: client " + cfg.ClientAddr
-		if t := cfg.Transport.OrTCP(); t != ipc.TransportTCP {
-			title += " (" + string(t) + ")"
+		if cfg.Transport.IsWebSocket() {
+			title += " (" + string(cfg.Transport) + ")"
 		}
 		setTitle(title)
 	}

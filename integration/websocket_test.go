@@ -502,23 +502,39 @@ func childServingTitle(t *testing.T, b *brokertest.Broker, title string) int {
 	return pid
 }
 
-// TestWebSocketTLS: wss:// with the existing --tls-cert and --tls-key.
-func TestWebSocketTLS(t *testing.T) {
+// TestWebSocketTransports: ws:// and wss:// (with the existing --tls-cert
+// and --tls-key), each through a child started for the client and through
+// a waiting spare (the transport travels in the handoff).
+func TestWebSocketTransports(t *testing.T) {
 	dir := t.TempDir()
 	cert, key, pool := selfSignedCert(t, dir)
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	b := brokertest.Start(t, "--wss-listen", addr, "--tls-cert", cert, "--tls-key", key)
-	ws, _, err := dialWS(t, "wss://"+addr+"/ws", &websocket.DialOptions{
-		Subprotocols: []string{"v12.stomp"},
-		HTTPClient:   &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}},
-	})
-	if err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		scheme, flag, spares string
+	}{
+		{"ws", "--ws-listen", "0"},
+		{"ws", "--ws-listen", "2"},
+		{"wss", "--wss-listen", "0"},
+		{"wss", "--wss-listen", "2"},
+	} {
+		t.Run(tc.scheme+" spares "+tc.spares, func(t *testing.T) {
+			addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+			b := brokertest.Start(t, tc.flag, addr, "--tls-listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key, "--spare-children", tc.spares)
+			if tc.spares != "0" {
+				poll.Eventually(t, 10*time.Second, "spares started", func() bool { return len(b.Spares(t)) >= 2 })
+			}
+			ws, _, err := dialWS(t, tc.scheme+"://"+addr+"/ws", &websocket.DialOptions{
+				Subprotocols: []string{"v12.stomp"},
+				HTTPClient:   &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ws.connect()
+			ws.send(websocket.MessageText, "SUBSCRIBE\nid:1\ndestination:/queue/t\n\n\x00SEND\ndestination:/queue/t\n\nsecret\x00")
+			if f := ws.mustFrame("MESSAGE"); !strings.HasSuffix(f, "\n\nsecret") {
+				t.Errorf("MESSAGE %q", f)
+			}
+			childServingTitle(t, b, "stomp-broker: client "+ws.addr+" ("+tc.scheme+")")
+		})
 	}
-	ws.connect()
-	ws.send(websocket.MessageText, "SUBSCRIBE\nid:1\ndestination:/queue/wss\n\n\x00SEND\ndestination:/queue/wss\n\nsecret\x00")
-	if f := ws.mustFrame("MESSAGE"); !strings.HasSuffix(f, "\n\nsecret") {
-		t.Errorf("MESSAGE %q", f)
-	}
-	childServingTitle(t, b, "stomp-broker: client "+ws.addr+" (wss)")
 }

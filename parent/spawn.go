@@ -107,10 +107,11 @@ func (b *Broker) startChild(cfg ipc.ChildConfig, title string, client *os.File) 
 }
 
 // clientTitle is a child's argv[0], what ps shows: "stomp-broker: client
-// ADDR", with the transport after it unless it is plain TCP (a spare
-// writes the same, see child.Run).
+// ADDR", with " (ws)" or " (wss)" after it for a WebSocket client (a spare
+// writes the same, see child.Run). TCP and TLS clients keep the title they
+// always had.
 func clientTitle(addr string, t ipc.Transport) string {
-	if t.OrTCP() == ipc.TransportTCP {
+	if !t.IsWebSocket() {
 		return "stomp-broker: client " + addr
 	}
 	return "stomp-broker: client " + addr + " (" + string(t) + ")"
