@@ -538,3 +538,26 @@ func TestWebSocketTransports(t *testing.T) {
 		})
 	}
 }
+
+// TestWebSocketOverLimitGets503: a WebSocket client over --max-clients is
+// refused by the parent with an HTTP 503 carrying the reason (a STOMP
+// ERROR frame would mean nothing before the upgrade), and no child starts.
+func TestWebSocketOverLimitGets503(t *testing.T) {
+	b, url := wsBroker(t, "--max-clients", "1")
+	first, _, err := dialWS(t, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.connect()
+	_, resp, err := dialWS(t, url, nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("second client: %v %v, want 503", resp, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(body), "too many") {
+		t.Errorf("503 body %q does not say why", body)
+	}
+	if n := len(b.Children(t)); n != 1 {
+		t.Errorf("%d children, want 1", n)
+	}
+}
