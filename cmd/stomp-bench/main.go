@@ -164,7 +164,7 @@ func newApp(stdout io.Writer) *cli.App {
 			"Exit status 1: usage, connection, ERROR frame or timeout; 2: messages lost, duplicated or garbled.",
 		HideHelpCommand: true,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:61613", Usage: "broker `HOST:PORT`"},
+			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:61613", Usage: "broker `HOST:PORT`, or ws://HOST:PORT/ws for STOMP over WebSocket (not with conns)"},
 			&cli.StringFlag{Name: "scenario", Value: "queue", Usage: "queue, topic, persistent, latency, conns or fair"},
 			&cli.IntFlag{Name: "producers", Value: 1, Usage: "producers (queue, persistent)"},
 			&cli.IntFlag{Name: "consumers", Value: 1, Usage: "competing consumers (queue, persistent)"},
