@@ -115,7 +115,7 @@ func Run() int {
 			return 0
 		}
 		if cfg.Trace {
-			log.Info("trace", "hop", "ws-upgrade", "pid", os.Getpid(), "subprotocol", ws.Subprotocol())
+			log.Info("trace", "hop", ipc.HopWSUpgrade, "pid", os.Getpid(), "subprotocol", ws.Subprotocol())
 		}
 		client, maxVersion = ws, ws.MaxVersion()
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -22,6 +23,7 @@ import (
 	"github.com/stomp-broker/stomp-broker/control"
 	"github.com/stomp-broker/stomp-broker/internal/brokertest"
 	"github.com/stomp-broker/stomp-broker/internal/poll"
+	"github.com/stomp-broker/stomp-broker/ipc"
 )
 
 // wsBroker starts a broker with a --ws-listen socket on a free port and
@@ -518,7 +520,7 @@ func TestWebSocketTransports(t *testing.T) {
 	} {
 		t.Run(tc.scheme+" spares "+tc.spares, func(t *testing.T) {
 			addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-			b := brokertest.Start(t, tc.flag, addr, "--tls-listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key, "--spare-children", tc.spares)
+			b := brokertest.Start(t, tc.flag, addr, "--tls-listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key, "--spare-children", tc.spares, "--trace")
 			if tc.spares != "0" {
 				poll.Eventually(t, 10*time.Second, "spares started", func() bool { return len(b.Spares(t)) >= 2 })
 			}
@@ -535,6 +537,11 @@ func TestWebSocketTransports(t *testing.T) {
 				t.Errorf("MESSAGE %q", f)
 			}
 			childServingTitle(t, b, "stomp-broker: client "+ws.addr+" ("+tc.scheme+")")
+			// --trace names the transport and the upgrade hop.
+			b.WaitLog(t, `client=`+regexp.QuoteMeta(ws.addr)+` transport=`+tc.scheme+` hop="`+regexp.QuoteMeta(ipc.HopWSUpgrade)+`" .*subprotocol=v12\.stomp`, 5*time.Second)
+			if tc.spares != "0" {
+				b.WaitLog(t, `hop="`+regexp.QuoteMeta(ipc.HopHandoff)+`" client=`+regexp.QuoteMeta(ws.addr)+` transport=`+tc.scheme+` `, 5*time.Second)
+			}
 		})
 	}
 }
