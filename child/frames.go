@@ -151,7 +151,14 @@ func (s *session) handleConnect(f *frame.Frame) {
 		// the server speaks, so the client can retry.
 		e := stompwire.ErrorFrame(stompwire.ErrTextUnsupportedVersion, "",
 			stompwire.ErrDetailUnsupportedVersion(f.Header.Get(frame.AcceptVersion)))
-		e.Header.Add(frame.Version, "1.0,1.1,1.2")
+		// Only those a WebSocket subprotocol allows (s.maxVersion).
+		offered := []string{}
+		for _, v := range []stompwire.Version{stompwire.V10, stompwire.V11, stompwire.V12} {
+			if v <= s.maxVersion {
+				offered = append(offered, v.String())
+			}
+		}
+		e.Header.Add(frame.Version, strings.Join(offered, ","))
 		s.failWith(e)
 		return
 	}
