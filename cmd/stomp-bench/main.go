@@ -119,6 +119,9 @@ func (c config) validate() error {
 	default:
 		return bad("--scenario must be queue, topic, persistent, latency, conns or fair, not %q", c.Scenario)
 	}
+	if c.Scenario == "conns" && isWebSocketURL(c.Addr) {
+		return bad("--scenario conns opens go-stomp TCP clients; it takes a HOST:PORT --addr, not %q", c.Addr)
+	}
 	switch c.Ack {
 	case "auto", "client", "client-individual":
 	default:
