@@ -18,6 +18,8 @@ import (
 	"github.com/stomp-broker/stomp-broker/internal/profiling"
 	"github.com/stomp-broker/stomp-broker/ipc"
 	"github.com/stomp-broker/stomp-broker/semaphore"
+	"github.com/stomp-broker/stomp-broker/stompwire"
+	"github.com/stomp-broker/stomp-broker/wsstomp"
 )
 
 func init() {
@@ -70,13 +72,17 @@ func Run() int {
 			return 1
 		}
 		cfg = h.Apply(cfg)
-		setTitle("stomp-broker: client " + cfg.ClientAddr)
+		title := "stomp-broker: client " + cfg.ClientAddr
+		if cfg.Transport.IsWebSocket() {
+			title += " (" + string(cfg.Transport) + ")"
+		}
+		setTitle(title)
 	}
 	// comm shows in ps, top and ss -p; the full args line says which client.
 	setComm("stomp-client")
 	runtime.UnlockOSThread()
 
-	log := logging.New(os.Stderr, cfg.LogLevel).With("role", "child", "client", cfg.ClientAddr)
+	log := logging.New(os.Stderr, cfg.LogLevel).With("role", "child", "client", cfg.ClientAddr, "transport", string(cfg.Transport.OrTCP()))
 	if cfg.Trace && cfg.Spare {
 		log.Info("trace", "hop", ipc.HopHandoff, "pid", os.Getpid(), "note", "the spare adopted the client socket")
 	}
@@ -98,6 +104,20 @@ func Run() int {
 			return 1
 		}
 		client = tls.Server(client, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
+	maxVersion := stompwire.V12
+	if cfg.Transport.IsWebSocket() {
+		// This process answers the HTTP upgrade itself (after the TLS
+		// handshake, for wss), under the CONNECT deadline.
+		ws, err := wsstomp.Upgrade(client, wsstomp.Options{AllowedOrigins: cfg.WSAllowedOrigins, Timeout: cfg.ConnectTimeout})
+		if err != nil {
+			log.Info("WebSocket upgrade failed", "err", err)
+			return 0
+		}
+		if cfg.Trace {
+			log.Info("trace", "hop", ipc.HopWSUpgrade, "pid", os.Getpid(), "subprotocol", ws.Subprotocol())
+		}
+		client, maxVersion = ws, ws.MaxVersion()
 	}
 	parentFile := os.NewFile(ipc.FDParent, "parent-ipc")
 	parent, err := ipc.FileConn(parentFile)
@@ -135,6 +155,7 @@ func Run() int {
 
 	defer profiling.Start("child")()
 	s := newSession(cfg, log, client, parent, sem, term)
+	s.maxVersion = maxVersion
 	s.run()
 	return 0
 }

@@ -131,13 +131,13 @@ func (s *session) header(f *frame.Frame, name string) string {
 // negotiate picks the highest version both sides speak from an
 // accept-version header; no header means a STOMP 1.0 client. It returns -1
 // if there is no common version.
-func negotiate(acceptVersion string) stompwire.Version {
+func negotiate(acceptVersion string, max stompwire.Version) stompwire.Version {
 	if acceptVersion == "" {
 		return stompwire.V10
 	}
 	best := stompwire.Version(-1)
 	for _, v := range strings.Split(acceptVersion, ",") {
-		if pv, ok := stompwire.ParseVersion(strings.TrimSpace(v)); ok && pv > best {
+		if pv, ok := stompwire.ParseVersion(strings.TrimSpace(v)); ok && pv > best && pv <= max {
 			best = pv
 		}
 	}
@@ -145,13 +145,20 @@ func negotiate(acceptVersion string) stompwire.Version {
 }
 
 func (s *session) handleConnect(f *frame.Frame) {
-	v := negotiate(f.Header.Get(frame.AcceptVersion))
+	v := negotiate(f.Header.Get(frame.AcceptVersion), s.maxVersion)
 	if v < 0 {
 		// The spec's one ERROR with a required header: version lists what
 		// the server speaks, so the client can retry.
 		e := stompwire.ErrorFrame(stompwire.ErrTextUnsupportedVersion, "",
 			stompwire.ErrDetailUnsupportedVersion(f.Header.Get(frame.AcceptVersion)))
-		e.Header.Add(frame.Version, "1.0,1.1,1.2")
+		// Only those a WebSocket subprotocol allows (s.maxVersion).
+		offered := []string{}
+		for _, v := range []stompwire.Version{stompwire.V10, stompwire.V11, stompwire.V12} {
+			if v <= s.maxVersion {
+				offered = append(offered, v.String())
+			}
+		}
+		e.Header.Add(frame.Version, strings.Join(offered, ","))
 		s.failWith(e)
 		return
 	}

@@ -30,9 +30,12 @@ type session struct {
 	sem    *semaphore.Set
 	term   <-chan os.Signal
 
-	version   stompwire.Version
-	connected bool
-	login     string
+	version stompwire.Version
+	// maxVersion is the highest STOMP version CONNECT may negotiate: a
+	// WebSocket subprotocol (v10.stomp, v11.stomp) lowers it.
+	maxVersion stompwire.Version
+	connected  bool
+	login      string
 	// closing is set after DISCONNECT: later frames are ignored and the
 	// session ends when the DISCONNECT's receipt (if any) has been sent.
 	closing bool
@@ -103,21 +106,22 @@ type parentEvent struct {
 
 func newSession(cfg ipc.ChildConfig, log *slog.Logger, client net.Conn, parent *ipc.Conn, sem *semaphore.Set, term <-chan os.Signal) *session {
 	return &session{
-		cfg:       cfg,
-		log:       log,
-		client:    client,
-		cw:        bufio.NewWriterSize(client, 64<<10),
-		parent:    parent,
-		sem:       sem,
-		term:      term,
-		version:   stompwire.V12,
-		subs:      map[string]*subscription{},
-		subsByKey: map[string]*subscription{},
-		byDest:    map[string][]*subscription{},
-		unacked:   map[string]*subscription{},
-		txs:       map[string][]txOp{},
-		receipts:  map[uint64]string{},
-		raced:     make([]uint64, cfg.Slots+1),
+		cfg:        cfg,
+		log:        log,
+		client:     client,
+		cw:         bufio.NewWriterSize(client, 64<<10),
+		parent:     parent,
+		sem:        sem,
+		term:       term,
+		version:    stompwire.V12,
+		maxVersion: stompwire.V12,
+		subs:       map[string]*subscription{},
+		subsByKey:  map[string]*subscription{},
+		byDest:     map[string][]*subscription{},
+		unacked:    map[string]*subscription{},
+		txs:        map[string][]txOp{},
+		receipts:   map[uint64]string{},
+		raced:      make([]uint64, cfg.Slots+1),
 	}
 }
 
@@ -195,7 +199,7 @@ func (s *session) readClient(out chan<- clientEvent) {
 			// The reply decides the escaping rules for every later frame,
 			// and CONNECT is version-agnostic, so switch now: the session
 			// loop cannot answer before this goroutine reads on.
-			r.SetVersion(negotiate(f.Header.Get(frame.AcceptVersion)))
+			r.SetVersion(negotiate(f.Header.Get(frame.AcceptVersion), s.maxVersion))
 			// The CONNECT deadline is met; clear it before reading on, or
 			// a CONNECT that arrived just in time could still be followed
 			// by a false timeout. (The session loop sets the heart-beat

@@ -72,7 +72,7 @@ type Client struct {
 	Addr string `json:"addr"`
 	// TLS is true for a client of a --tls-listen socket.
 	TLS bool `json:"tls,omitempty"`
-	// Transport is how the client came in: "tcp" or "tls".
+	// Transport is how the client came in: tcp, tls, ws or wss.
 	Transport string `json:"transport"`
 	// Login is CONNECT's login header; empty for anonymous clients and
 	// before CONNECT.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/go-stomp/stomp/v3/frame"
 	"golang.org/x/sys/unix"
 
@@ -163,17 +164,19 @@ func TestSocketActivation(t *testing.T) {
 		fdnames string   // --fdname for the three sockets, "" for none
 		args    []string // more broker args
 		// Which of the three activated ports must serve plain STOMP, which
-		// TLS, which metrics (-1: none), and which must end up closed;
-		// --listen is served instead when listen is set.
-		serve, closed []int
-		tls, metrics  int
-		listen        bool
+		// TLS, which metrics, which STOMP over WebSocket (-1: none), and
+		// which must end up closed; --listen is served instead when listen
+		// is set.
+		serve, closed    []int
+		tls, metrics, ws int
+		listen           bool
 	}{
-		{"named stomp and admin", "stomp:admin:admin", nil, []int{0}, []int{1, 2}, -1, -1, false},
-		{"all named stomp", "stomp:stomp:stomp", nil, []int{0, 1, 2}, nil, -1, -1, false},
-		{"unnamed sockets all serve", "", nil, []int{0, 1, 2}, nil, -1, -1, false},
-		{"stomp, stomp-tls and metrics", "stomp:stomp-tls:metrics", tlsArgs, []int{0}, nil, 1, 2, false},
-		{"--listen wins", "stomp:stomp:stomp", nil, nil, []int{0, 1, 2}, -1, -1, true},
+		{"named stomp and admin", "stomp:admin:admin", nil, []int{0}, []int{1, 2}, -1, -1, -1, false},
+		{"all named stomp", "stomp:stomp:stomp", nil, []int{0, 1, 2}, nil, -1, -1, -1, false},
+		{"unnamed sockets all serve", "", nil, []int{0, 1, 2}, nil, -1, -1, -1, false},
+		{"stomp, stomp-tls and metrics", "stomp:stomp-tls:metrics", tlsArgs, []int{0}, nil, 1, 2, -1, false},
+		{"stomp, stomp-ws and metrics", "stomp:stomp-ws:metrics", nil, []int{0}, nil, -1, 2, 1, false},
+		{"--listen wins", "stomp:stomp:stomp", nil, nil, []int{0, 1, 2}, -1, -1, -1, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -226,6 +229,14 @@ func TestSocketActivation(t *testing.T) {
 				c.Send(plainConnect)
 				c.Expect(frame.CONNECTED)
 				c.Conn.Close()
+			}
+			if tt.ws >= 0 {
+				ws, _, err := dialWS(t, fmt.Sprintf("ws://127.0.0.1:%d/ws", ports[tt.ws]), nil)
+				if err != nil {
+					t.Fatalf("WebSocket on the stomp-ws socket: %v", err)
+				}
+				ws.connect()
+				ws.c.Close(websocket.StatusNormalClosure, "")
 			}
 			if tt.metrics >= 0 {
 				if m := scrape(t, fmt.Sprintf("127.0.0.1:%d", ports[tt.metrics])); m["stomp_broker_spawns_total"] < 1 {

@@ -94,6 +94,13 @@ type ChildConfig struct {
 	// files (the parent only accepted the TCP connection).
 	TLSCertFile string `json:"tls_cert_file,omitempty"`
 	TLSKeyFile  string `json:"tls_key_file,omitempty"`
+	// Transport is how the client came in (tcp, tls, ws, wss; empty
+	// means tcp). For ws and wss the child answers the client's HTTP
+	// upgrade itself, after the TLS handshake for wss.
+	Transport Transport `json:"transport,omitempty"`
+	// WSAllowedOrigins are the Origin patterns a WebSocket client's page
+	// may come from (--ws-allowed-origins; empty allows any).
+	WSAllowedOrigins []string `json:"ws_allowed_origins,omitempty"`
 	// Spare marks a child started before its client arrived: it holds no
 	// client socket (fd 3 is closed) and waits for the parent's handoff
 	// (see [Handoff]), which fills in ClientAddr, LogLevel and whether the

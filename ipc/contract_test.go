@@ -2,6 +2,7 @@ package ipc
 
 import (
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -13,6 +14,7 @@ import (
 func TestChildConfigFromEnv(t *testing.T) {
 	want := ChildConfig{ClientAddr: "127.0.0.1:1", LogLevel: "error"}
 	want.Limits = stompwire.Limits{MaxBodyBytes: 1 << 20}
+	want.Transport, want.WSAllowedOrigins = TransportWS, []string{"https://app.example"}
 	cases := []struct {
 		name, role, config string
 		wantErr            string
@@ -38,7 +40,7 @@ func TestChildConfigFromEnv(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || got != want {
+			if err != nil || !reflect.DeepEqual(got, want) {
 				t.Fatalf("got %+v, %v; want %+v", got, err, want)
 			}
 		})

@@ -35,9 +35,10 @@ const maxHandoff = 4096
 type Handoff struct {
 	// ClientAddr is the client's remote address.
 	ClientAddr string `json:"client_addr"`
-	// TLS tells the child to do the TLS handshake with the ChildConfig's
-	// TLSCertFile and TLSKeyFile.
-	TLS bool `json:"tls,omitempty"`
+	// Transport is how the client came in; a TLS one (TransportTLS,
+	// TransportWSS) makes the child do the TLS handshake with the
+	// ChildConfig's TLSCertFile and TLSKeyFile.
+	Transport Transport `json:"transport,omitempty"`
 	// LogLevel is the log level in force when the client connected (a
 	// reload may have changed it since the spare started).
 	LogLevel string `json:"log_level"`
@@ -50,7 +51,8 @@ type Handoff struct {
 func (h Handoff) Apply(cfg ChildConfig) ChildConfig {
 	cfg.ClientAddr = h.ClientAddr
 	cfg.LogLevel = h.LogLevel
-	if !h.TLS {
+	cfg.Transport = h.Transport.OrTCP()
+	if !cfg.Transport.UsesTLS() {
 		cfg.TLSCertFile, cfg.TLSKeyFile = "", ""
 	}
 	return cfg

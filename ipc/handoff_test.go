@@ -49,7 +49,7 @@ func TestHandoffCarriesTheClientSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Handoff{ClientAddr: dialed.LocalAddr().String(), TLS: true, LogLevel: "debug", Accepted: time.Now().Round(0)}
+	want := Handoff{ClientAddr: dialed.LocalAddr().String(), Transport: TransportWSS, LogLevel: "debug", Accepted: time.Now().Round(0)}
 	if err := parentEnd.SendHandoff(want, f); err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func TestHandoffCarriesTheClientSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !got.Accepted.Equal(want.Accepted) || got.ClientAddr != want.ClientAddr || got.TLS != want.TLS || got.LogLevel != want.LogLevel {
+	if !got.Accepted.Equal(want.Accepted) || got.ClientAddr != want.ClientAddr || got.Transport != want.Transport || got.LogLevel != want.LogLevel {
 		t.Errorf("handoff %+v, want %+v", got, want)
 	}
 	if flags, err := unix.FcntlInt(uintptr(clientFD), unix.F_GETFD, 0); err != nil || flags&unix.FD_CLOEXEC == 0 {

@@ -21,6 +21,9 @@ const (
 	// (parent, Broker.handOff; child, Run). Children started on accept
 	// (--spare-children 0) skip it.
 	HopHandoff = "0 accept → client socket handed to a spare child"
+	// HopWSUpgrade: a WebSocket client's child answered its HTTP upgrade
+	// (after the TLS handshake, for wss) and serves STOMP over it.
+	HopWSUpgrade = "0w HTTP upgrade → WebSocket, in the child"
 	// HopClientRead: the client's child read a frame from the client socket
 	// (child, session.onClient).
 	HopClientRead = "1 client socket → child reader"

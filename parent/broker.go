@@ -50,6 +50,11 @@ type Config struct {
 	// TLSKeyFile: the TLS session state lives in the process that uses it,
 	// so a child is still the only process holding its client.
 	TLSListeners []net.Listener
+	// WSListeners are sockets whose clients speak STOMP over WebSocket,
+	// WSSListeners over WebSocket over TLS. As for TLS, the parent only
+	// accepts the TCP connection; the child answers the HTTP upgrade
+	// (after the TLS handshake, for WSS) itself.
+	WSListeners, WSSListeners []net.Listener
 	// TLSCertFile and TLSKeyFile are the PEM files every TLS child loads.
 	TLSCertFile, TLSKeyFile string
 	// TLSConfig is the parent's own TLS configuration, used only to send a
@@ -273,10 +278,10 @@ type Settings struct {
 // New checks cfg and returns a broker ready to Serve.
 func New(cfg Config) (*Broker, error) {
 	cfg.setDefaults()
-	if len(cfg.Listeners)+len(cfg.TLSListeners) == 0 {
+	if len(cfg.Listeners)+len(cfg.TLSListeners)+len(cfg.WSListeners)+len(cfg.WSSListeners) == 0 {
 		return nil, errors.New("parent: no listener")
 	}
-	if len(cfg.TLSListeners) > 0 && (cfg.TLSCertFile == "" || cfg.TLSKeyFile == "" || cfg.TLSConfig == nil) {
+	if len(cfg.TLSListeners)+len(cfg.WSSListeners) > 0 && (cfg.TLSCertFile == "" || cfg.TLSKeyFile == "" || cfg.TLSConfig == nil) {
 		return nil, errors.New("parent: TLS listeners need TLSCertFile, TLSKeyFile and TLSConfig")
 	}
 	b := &Broker{
@@ -347,18 +352,11 @@ func (b *Broker) Serve(ctx context.Context) error {
 	}
 
 	var acceptors sync.WaitGroup
-	for _, l := range b.cfg.Listeners {
+	for _, tl := range b.transportListeners() {
 		acceptors.Add(1)
 		go func() {
 			defer acceptors.Done()
-			b.acceptLoop(l, false)
-		}()
-	}
-	for _, l := range b.cfg.TLSListeners {
-		acceptors.Add(1)
-		go func() {
-			defer acceptors.Done()
-			b.acceptLoop(l, true)
+			b.acceptLoop(tl.l, tl.t)
 		}()
 	}
 	if b.cfg.ControlListener != nil {
@@ -373,7 +371,7 @@ func (b *Broker) Serve(ctx context.Context) error {
 	}
 	lim := b.admit.current()
 	b.log.Info("broker ready", "listen", listenerAddrs(b.cfg.Listeners), "semaphore_set", sem.ID(), "slots", sem.Slots(),
-		"tls_listen", listenerAddrs(b.cfg.TLSListeners), "max_clients", lim.MaxClients,
+		"tls_listen", listenerAddrs(b.cfg.TLSListeners), "ws_listen", listenerAddrs(b.cfg.WSListeners), "wss_listen", listenerAddrs(b.cfg.WSSListeners), "max_clients", lim.MaxClients,
 		"max_clients_per_ip", lim.MaxClientsPerIP, "accept_rate", lim.AcceptRate, "spare_children", b.cfg.SpareChildren)
 	if b.cfg.Notifier != nil {
 		if err := b.cfg.Notifier.Ready("accepting clients on " + listenerAddrs(b.allListeners())); err != nil {
@@ -508,9 +506,33 @@ func listenerAddrs(ls []net.Listener) string {
 	return s
 }
 
-// allListeners returns the client listeners, plain and TLS.
+// allListeners returns the client listeners, of every transport.
 func (b *Broker) allListeners() []net.Listener {
-	return append(append([]net.Listener(nil), b.cfg.Listeners...), b.cfg.TLSListeners...)
+	var out []net.Listener
+	for _, tl := range b.transportListeners() {
+		out = append(out, tl.l)
+	}
+	return out
+}
+
+// transportListener is a client listener and the transport of its clients.
+type transportListener struct {
+	l net.Listener
+	t ipc.Transport
+}
+
+// transportListeners returns the client listeners with their transports.
+func (b *Broker) transportListeners() []transportListener {
+	var out []transportListener
+	for _, set := range []struct {
+		ls []net.Listener
+		t  ipc.Transport
+	}{{b.cfg.Listeners, ipc.TransportTCP}, {b.cfg.TLSListeners, ipc.TransportTLS}, {b.cfg.WSListeners, ipc.TransportWS}, {b.cfg.WSSListeners, ipc.TransportWSS}} {
+		for _, l := range set.ls {
+			out = append(out, transportListener{l, set.t})
+		}
+	}
+	return out
 }
 
 // acceptLoop accepts clients and spawns a child for each. It runs in its
@@ -522,7 +544,7 @@ func (b *Broker) allListeners() []net.Listener {
 // closed; otherwise the client goes to a waiting spare child (spares.go),
 // or the loop waits until the spawn rate allows another child. While it waits it accepts nothing, so a flood queues in the
 // kernel's listen backlog, where it costs the broker nothing.
-func (b *Broker) acceptLoop(l net.Listener, tlsClients bool) {
+func (b *Broker) acceptLoop(l net.Listener, transport ipc.Transport) {
 	for {
 		conn, err := l.Accept()
 		if err != nil {
@@ -550,10 +572,10 @@ func (b *Broker) acceptLoop(l net.Listener, tlsClients bool) {
 				continue
 			}
 			b.refusals.warn(b.log, reason, conn.RemoteAddr().String(), msg)
-			b.refuse(conn, msg, tlsClients)
+			b.refuse(conn, msg, transport)
 			continue
 		}
-		c, err := b.childFor(conn, tlsClients)
+		c, err := b.childFor(conn, transport)
 		if err != nil {
 			b.admit.release(ip)
 			if b.metrics != nil {
@@ -567,6 +589,9 @@ func (b *Broker) acceptLoop(l net.Listener, tlsClients bool) {
 			continue
 		}
 		c.ip = ip
+		if b.metrics != nil {
+			b.metrics.accepted[transport].Inc()
+		}
 		b.events <- evChildStarted{c}
 	}
 }
@@ -575,10 +600,10 @@ func (b *Broker) acceptLoop(l net.Listener, tlsClients bool) {
 // one, else a child started now, when the spawn rate allows. It closes
 // conn (the child has its own copy) and returns nil, nil if the broker
 // began stopping while it waited.
-func (b *Broker) childFor(conn net.Conn, tlsClient bool) (*childProc, error) {
+func (b *Broker) childFor(conn net.Conn, transport ipc.Transport) (*childProc, error) {
 	if b.spares != nil {
 		if s := b.spares.take(); s != nil {
-			c, err := b.handOff(s, conn, tlsClient)
+			c, err := b.handOff(s, conn, transport)
 			if err == nil {
 				conn.Close()
 				return c, nil
@@ -590,7 +615,7 @@ func (b *Broker) childFor(conn net.Conn, tlsClient bool) (*childProc, error) {
 		conn.Close()
 		return nil, nil
 	}
-	c, err := b.spawn(conn, tlsClient)
+	c, err := b.spawn(conn, transport)
 	if err == nil && b.metrics != nil {
 		b.metrics.spawns.Inc()
 	}
@@ -612,8 +637,11 @@ func (b *Broker) childFor(conn net.Conn, tlsClient bool) (*childProc, error) {
 // that could discard the ERROR before the client reads it. Everything is
 // bounded by refuseTimeout.
 //
+// A WebSocket client (ws, wss) gets an HTTP 503 with the message instead:
+// it cannot read a STOMP frame before its upgrade.
+//
 // The caller has reserved a refusal place (admission.startRefusal).
-func (b *Broker) refuse(conn net.Conn, message string, tlsClient bool) {
+func (b *Broker) refuse(conn net.Conn, message string, transport ipc.Transport) {
 	go func() {
 		defer b.admit.endRefusal()
 		defer conn.Close()
@@ -622,19 +650,28 @@ func (b *Broker) refuse(conn net.Conn, message string, tlsClient bool) {
 		tcp, _ := conn.(*net.TCPConn)
 		rw := conn
 		var tc *tls.Conn
-		if tlsClient {
+		if transport.UsesTLS() {
 			tc = tls.Server(conn, b.cfg.TLSConfig)
 			if tc.Handshake() != nil {
 				return
 			}
 			rw = tc
 		}
-		if _, err := rw.Write(stompwire.AppendFrame(nil, stompwire.ErrorFrame(message, "", ""), stompwire.V12)); err != nil {
-			return
-		}
 		in := io.LimitReader(rw, refuseReadMax)
-		_ = conn.SetReadDeadline(start.Add(refuseConnectWait))
-		readFirstFrame(in)
+		if transport.IsWebSocket() {
+			_ = conn.SetReadDeadline(start.Add(refuseConnectWait))
+			readRequestHead(in)
+			body := message + "\n"
+			if _, err := fmt.Fprintf(rw, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body); err != nil {
+				return
+			}
+		} else {
+			if _, err := rw.Write(stompwire.AppendFrame(nil, stompwire.ErrorFrame(message, "", ""), stompwire.V12)); err != nil {
+				return
+			}
+			_ = conn.SetReadDeadline(start.Add(refuseConnectWait))
+			readFirstFrame(in)
+		}
 		if tc != nil {
 			_ = tc.CloseWrite() // close_notify; the TCP half-close follows
 		}
@@ -653,6 +690,20 @@ func readFirstFrame(r io.Reader) {
 	for {
 		n, err := r.Read(buf)
 		if bytes.IndexByte(buf[:n], 0) >= 0 || err != nil {
+			return
+		}
+	}
+}
+
+// readRequestHead reads r up to the end of an HTTP request head (an empty
+// line), the end of the stream or a read error (a deadline).
+func readRequestHead(r io.Reader) {
+	var seen []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := r.Read(buf)
+		seen = append(seen, buf[:n]...)
+		if bytes.Contains(seen, []byte("\r\n\r\n")) || err != nil {
 			return
 		}
 	}

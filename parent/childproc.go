@@ -15,14 +15,14 @@ import (
 // Owned by the event loop, except conn (reader and writer goroutines) and
 // out (see outbox).
 type childProc struct {
-	pid     int
-	addr    string
-	ip      netip.Addr // the client's IP, for the per-IP limit
-	tls     bool       // the client came in on a TLS listener
-	started time.Time
-	cmd     *exec.Cmd
-	conn    *ipc.Conn
-	out     *outbox
+	pid       int
+	addr      string
+	ip        netip.Addr    // the client's IP, for the per-IP limit
+	transport ipc.Transport // the listener the client came in on
+	started   time.Time
+	cmd       *exec.Cmd
+	conn      *ipc.Conn
+	out       *outbox
 
 	info ipc.SessionInfo // from the child's HELLO
 	// replyKey names the connection in its temporary queues' public
@@ -51,15 +51,6 @@ type subscription struct {
 // PID makes a childProc the ledger's handle for its consumer
 // (ledger.Consumer).
 func (c *childProc) PID() int { return c.pid }
-
-// transport names how the client came in, as `stomp-broker clients` and
-// the web console show it: "tcp" or "tls".
-func (c *childProc) transport() string {
-	if c.tls {
-		return "tls"
-	}
-	return "tcp"
-}
 
 // kill sends SIGKILL. Safe to call on a process that already exited (the
 // pidfd Go keeps per process makes this free of pid-reuse races).

@@ -110,8 +110,8 @@ func (b *Broker) clientTable() []control.Client {
 		out = append(out, control.Client{
 			PID:           c.pid,
 			Addr:          c.addr,
-			TLS:           c.tls,
-			Transport:     c.transport(),
+			TLS:           c.transport.UsesTLS(),
+			Transport:     string(c.transport),
 			Login:         c.info.Login,
 			Version:       c.info.Version,
 			Subscriptions: len(c.subs),

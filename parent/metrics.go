@@ -34,6 +34,7 @@ const (
 	metricSpawnErrors  = "stomp_broker_spawn_errors_total"
 	metricRefused      = "stomp_broker_refused_total"
 	metricChildCrashes = "stomp_broker_child_crashes_total"
+	metricAccepted     = "stomp_broker_clients_accepted_total" // by transport
 	metricMessagesIn   = "stomp_broker_messages_in_total"
 	metricMessagesOut  = "stomp_broker_messages_out_total"
 	metricStoreCommit  = "stomp_broker_store_commit_seconds"
@@ -66,7 +67,8 @@ type metrics struct {
 	spawns       *vm.Counter
 	spawnErrors  *vm.Counter
 	childCrashes *vm.Counter
-	refused      map[string]*vm.Counter // by reason; fixed at start
+	refused      map[string]*vm.Counter        // by reason; fixed at start
+	accepted     map[ipc.Transport]*vm.Counter // clients given a child, by transport; fixed at start
 	storeCommit  *vm.PrometheusHistogram
 
 	escape *strings.Replacer // label value escaping of the text format
@@ -88,6 +90,7 @@ func newMetrics(clients func() float64) *metrics {
 		spawnErrors:  set.NewCounter(metricSpawnErrors),
 		childCrashes: set.NewCounter(metricChildCrashes),
 		refused:      map[string]*vm.Counter{},
+		accepted:     map[ipc.Transport]*vm.Counter{},
 		// 100µs .. 3.3s
 		storeCommit: set.NewPrometheusHistogramExt(metricStoreCommit, vm.ExponentialBuckets(0.0001, 2, 16)),
 		escape:      strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`),
@@ -95,6 +98,9 @@ func newMetrics(clients func() float64) *metrics {
 		queues:      map[string]bool{},
 	}
 	set.NewGauge(metricClients, clients)
+	for _, t := range []ipc.Transport{ipc.TransportTCP, ipc.TransportTLS, ipc.TransportWS, ipc.TransportWSS} {
+		m.accepted[t] = set.NewCounter(m.series(metricAccepted, "transport", string(t)))
+	}
 	for _, r := range []string{refusedMaxClients, refusedPerIP} {
 		// every reason shows at 0 from the start
 		m.refused[r] = set.NewCounter(m.series(metricRefused, "reason", r))

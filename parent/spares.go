@@ -293,7 +293,7 @@ func (b *Broker) startSpare() (*spare, error) {
 	cfg := b.cfg.Child
 	cfg.Spare = true
 	cfg.LogLevel = b.currentChildLogLevel()
-	if len(b.cfg.TLSListeners) > 0 {
+	if len(b.cfg.TLSListeners)+len(b.cfg.WSSListeners) > 0 {
 		// Used only if its client turns out to be a TLS one (ipc.Handoff.Apply).
 		cfg.TLSCertFile, cfg.TLSKeyFile = b.cfg.TLSCertFile, b.cfg.TLSKeyFile
 	}
@@ -311,7 +311,7 @@ func (b *Broker) startSpare() (*spare, error) {
 // per-client settings travel over s's socketpair in one packet, after which
 // s is that client's child. The caller closes conn. On an error s is
 // killed and reaped, and the caller can still start a child for conn.
-func (b *Broker) handOff(s *spare, conn net.Conn, tlsClient bool) (*childProc, error) {
+func (b *Broker) handOff(s *spare, conn net.Conn, transport ipc.Transport) (*childProc, error) {
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
 		return nil, fmt.Errorf("handoff: %T has no file descriptor", conn)
@@ -323,7 +323,7 @@ func (b *Broker) handOff(s *spare, conn net.Conn, tlsClient bool) (*childProc, e
 	defer f.Close()
 	addr := conn.RemoteAddr().String()
 	now := time.Now()
-	h := ipc.Handoff{ClientAddr: addr, TLS: tlsClient, LogLevel: b.currentChildLogLevel(), Accepted: now}
+	h := ipc.Handoff{ClientAddr: addr, Transport: transport, LogLevel: b.currentChildLogLevel(), Accepted: now}
 	if err := s.conn.SendHandoff(h, f); err != nil {
 		_ = s.cmd.Process.Signal(syscall.SIGKILL)
 		go func() {
@@ -333,17 +333,17 @@ func (b *Broker) handOff(s *spare, conn net.Conn, tlsClient bool) (*childProc, e
 		return nil, fmt.Errorf("handoff to spare %d: %w", s.pid, err)
 	}
 	if b.cfg.Trace {
-		b.log.Info("trace", "hop", ipc.HopHandoff, "client", addr, "to_child_pid", s.pid, "spare_since", s.started)
+		b.log.Info("trace", "hop", ipc.HopHandoff, "client", addr, "transport", string(transport), "to_child_pid", s.pid, "spare_since", s.started)
 	}
 	return &childProc{
-		pid:     s.pid,
-		addr:    addr,
-		tls:     tlsClient,
-		started: now,
-		cmd:     s.cmd,
-		conn:    s.conn,
-		out:     newOutbox(b.cfg.OutboxLimit),
-		subs:    map[string]*subscription{},
+		pid:       s.pid,
+		addr:      addr,
+		transport: transport,
+		started:   now,
+		cmd:       s.cmd,
+		conn:      s.conn,
+		out:       newOutbox(b.cfg.OutboxLimit),
+		subs:      map[string]*subscription{},
 	}, nil
 }
 

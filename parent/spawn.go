@@ -29,7 +29,7 @@ const SelfExe = "/proc/self/exe"
 //
 // The caller owns the returned process: it must start its reader and
 // writer goroutines and eventually Wait for it.
-func (b *Broker) spawn(conn net.Conn, tlsClient bool) (*childProc, error) {
+func (b *Broker) spawn(conn net.Conn, transport ipc.Transport) (*childProc, error) {
 	defer conn.Close()
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
@@ -45,23 +45,24 @@ func (b *Broker) spawn(conn net.Conn, tlsClient bool) (*childProc, error) {
 	cfg := b.cfg.Child
 	cfg.ClientAddr = addr
 	cfg.LogLevel = b.currentChildLogLevel()
-	if tlsClient {
+	cfg.Transport = transport
+	if transport.UsesTLS() {
 		cfg.TLSCertFile, cfg.TLSKeyFile = b.cfg.TLSCertFile, b.cfg.TLSKeyFile
 	}
 	// ps shows Args, so an operator sees which client each process serves.
-	cmd, parentEnd, err := b.startChild(cfg, "stomp-broker: client "+addr, clientFile)
+	cmd, parentEnd, err := b.startChild(cfg, clientTitle(addr, transport), clientFile)
 	if err != nil {
 		return nil, fmt.Errorf("spawn: %w", err)
 	}
 	return &childProc{
-		pid:     cmd.Process.Pid,
-		addr:    addr,
-		tls:     tlsClient,
-		started: time.Now(),
-		cmd:     cmd,
-		conn:    parentEnd,
-		out:     newOutbox(b.cfg.OutboxLimit),
-		subs:    map[string]*subscription{},
+		pid:       cmd.Process.Pid,
+		addr:      addr,
+		transport: transport,
+		started:   time.Now(),
+		cmd:       cmd,
+		conn:      parentEnd,
+		out:       newOutbox(b.cfg.OutboxLimit),
+		subs:      map[string]*subscription{},
 	}, nil
 }
 
@@ -103,6 +104,17 @@ func (b *Broker) startChild(cfg ipc.ChildConfig, title string, client *os.File) 
 	}
 	parentEnd.MaxRecord = b.maxRecord()
 	return cmd, parentEnd, nil
+}
+
+// clientTitle is a child's argv[0], what ps shows: "stomp-broker: client
+// ADDR", with " (ws)" or " (wss)" after it for a WebSocket client (a spare
+// writes the same, see child.Run). TCP and TLS clients keep the title they
+// always had.
+func clientTitle(addr string, t ipc.Transport) string {
+	if !t.IsWebSocket() {
+		return "stomp-broker: client " + addr
+	}
+	return "stomp-broker: client " + addr + " (" + string(t) + ")"
 }
 
 // spareTitle is a spare's argv[0]: "stomp-broker: spare" padded to

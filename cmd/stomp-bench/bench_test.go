@@ -400,6 +400,7 @@ func TestValidate(t *testing.T) {
 		{"latency without rate", func(c *config) { c.Scenario, c.Rate = "latency", 0 }},
 		{"no timeout", func(c *config) { c.Timeout = 0 }},
 		{"negative work", func(c *config) { c.Work = -time.Millisecond }},
+		{"conns over WebSocket", func(c *config) { c.Scenario, c.Addr = "conns", "ws://127.0.0.1:1/ws" }},
 	}
 	for _, tc := range tests {
 		c := good

@@ -127,6 +127,9 @@ func (c config) validate() error {
 	default:
 		return bad("--scenario must be queue, topic, persistent, latency, conns or fair, not %q", c.Scenario)
 	}
+	if c.Scenario == "conns" && isWebSocketURL(c.Addr) {
+		return bad("--scenario conns opens go-stomp TCP clients; it takes a HOST:PORT --addr, not %q", c.Addr)
+	}
 	switch c.Ack {
 	case "auto", "client", "client-individual":
 	default:
@@ -172,7 +175,7 @@ func newApp(stdout io.Writer) *cli.App {
 			"Exit status 1: usage, connection, ERROR frame or timeout; 2: messages lost, duplicated or garbled.",
 		HideHelpCommand: true,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:61613", Usage: "broker `HOST:PORT`"},
+			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:61613", Usage: "broker `HOST:PORT`, or ws://HOST:PORT/ws for STOMP over WebSocket (not with conns)"},
 			&cli.StringFlag{Name: "scenario", Value: "queue", Usage: "queue, topic, persistent, latency, conns or fair"},
 			&cli.IntFlag{Name: "producers", Value: 1, Usage: "producers (queue, persistent)"},
 			&cli.IntFlag{Name: "consumers", Value: 1, Usage: "competing consumers (queue, persistent)"},

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/go-stomp/stomp/v3/frame"
 	"github.com/stomp-broker/stomp-broker/stompwire"
 )
@@ -59,11 +61,25 @@ type session struct {
 // dialSession connects to addr, sends CONNECT (STOMP 1.0 to 1.2, heart-beats
 // off) and waits for CONNECTED. It blocks until then or until ctx is done;
 // on any failure the TCP connection is closed and a wrapped error returned.
+//
+// An addr of the form ws://HOST:PORT/PATH (or wss://) is dialled as STOMP
+// over WebSocket, offering subprotocol v12.stomp, with the CONNECT host
+// header "/" (RabbitMQ Web-STOMP takes it as the virtual host).
 func dialSession(ctx context.Context, addr string) (*session, error) {
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", addr, err)
+	var nc net.Conn
+	if isWebSocketURL(addr) {
+		c, _, err := websocket.Dial(ctx, addr, &websocket.DialOptions{Subprotocols: []string{"v12.stomp", "v11.stomp", "v10.stomp"}})
+		if err != nil {
+			return nil, fmt.Errorf("connect to %s: %w", addr, err)
+		}
+		// Each write is one text message: the payloads here are ASCII.
+		nc = websocket.NetConn(context.Background(), c, websocket.MessageText)
+	} else {
+		var d net.Dialer
+		var err error
+		if nc, err = d.DialContext(ctx, "tcp", addr); err != nil {
+			return nil, fmt.Errorf("connect to %s: %w", addr, err)
+		}
 	}
 	s := &session{
 		conn: nc,
@@ -77,6 +93,11 @@ func dialSession(ctx context.Context, addr string) (*session, error) {
 	return s, nil
 }
 
+// isWebSocketURL reports whether addr is a ws:// or wss:// URL.
+func isWebSocketURL(addr string) bool {
+	return strings.HasPrefix(addr, "ws://") || strings.HasPrefix(addr, "wss://")
+}
+
 // handshake performs CONNECT/CONNECTED under ctx's deadline and clears the
 // deadline again on success (the run's watchdog bounds the rest).
 func (s *session) handshake(ctx context.Context, addr string) error {
@@ -85,6 +106,9 @@ func (s *session) handshake(ctx context.Context, addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		host = addr
+	}
+	if isWebSocketURL(addr) {
+		host = "/"
 	}
 	connect := frame.New(frame.CONNECT,
 		frame.AcceptVersion, "1.0,1.1,1.2",

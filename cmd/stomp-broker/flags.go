@@ -54,6 +54,13 @@ const (
 	flagConsoleListen   = "console-listen"
 )
 
+// Flag names of STOMP over WebSocket (see README.md, "Browsers").
+const (
+	flagWSListen         = "ws-listen"
+	flagWSSListen        = "wss-listen"
+	flagWSAllowedOrigins = "ws-allowed-origins"
+)
+
 // Defaults of the admission limits and the spare pool. They keep a 2-core,
 // 2 GiB machine responsive under a connection flood and let 200 clients
 // from one host connect at once; README.md ("Limits against connection
@@ -76,6 +83,12 @@ func serveFlags() []cli.Flag {
 			Usage: "`ADDR` to accept STOMP clients on (repeatable); when not given and systemd passes sockets (LISTEN_FDS), those are used instead"},
 		&cli.StringSliceFlag{Name: flagTLSListen, EnvVars: env("TLS_LISTEN"),
 			Usage: "`ADDR` to accept STOMP-over-TLS clients on (repeatable; needs --tls-cert and --tls-key)"},
+		&cli.StringSliceFlag{Name: flagWSListen, EnvVars: env("WS_LISTEN"),
+			Usage: "`ADDR` to accept STOMP-over-WebSocket clients on, at path /ws with subprotocols v10.stomp, v11.stomp, v12.stomp (repeatable; browsers: ws://ADDR/ws)"},
+		&cli.StringSliceFlag{Name: flagWSSListen, EnvVars: env("WSS_LISTEN"),
+			Usage: "`ADDR` to accept STOMP-over-WebSocket-over-TLS clients on (wss://ADDR/ws; repeatable; needs --tls-cert and --tls-key)"},
+		&cli.StringSliceFlag{Name: flagWSAllowedOrigins, EnvVars: env("WS_ALLOWED_ORIGINS"),
+			Usage: "`PATTERN` of a web page origin allowed to open a WebSocket (host or scheme://host, path.Match wildcards; repeatable); others get 403 (default: any origin)"},
 		&cli.StringFlag{Name: flagTLSCert, EnvVars: env("TLS_CERT"), Usage: "`FILE` with the PEM certificate (chain) for TLS clients"},
 		&cli.StringFlag{Name: flagTLSKey, EnvVars: env("TLS_KEY"), Usage: "`FILE` with the PEM private key for TLS clients"},
 		&cli.StringFlag{Name: flagConfig, EnvVars: env("CONFIG"),

@@ -26,6 +26,11 @@ const (
 	// fdNameSTOMPTLS is a STOMP-over-TLS client socket (needs --tls-cert
 	// and --tls-key).
 	fdNameSTOMPTLS = "stomp-tls"
+	// fdNameWS is a STOMP-over-WebSocket client socket.
+	fdNameWS = "stomp-ws"
+	// fdNameWSS is a STOMP-over-WebSocket-over-TLS client socket (needs
+	// --tls-cert and --tls-key).
+	fdNameWSS = "stomp-wss"
 	// fdNameMetrics is the Prometheus metrics socket.
 	fdNameMetrics = "metrics"
 )
@@ -36,14 +41,19 @@ const controlSocketOff = "off"
 // listeners are every socket the broker serves.
 type listeners struct {
 	plain, tls []net.Listener
-	tlsConfig  *tls.Config  // for the parent's TLS refusals; nil without TLS
-	control    net.Listener // nil with --control-socket off
-	metrics    net.Listener // nil without --metrics-listen or a "metrics" socket
+	ws, wss    []net.Listener // STOMP over WebSocket, over WebSocket over TLS
+	tlsConfig  *tls.Config    // for the parent's TLS refusals; nil without TLS
+	control    net.Listener   // nil with --control-socket off
+	metrics    net.Listener   // nil without --metrics-listen or a "metrics" socket
 }
 
-// plainAndTLS returns the client listeners.
+// plainAndTLS returns the client listeners (of every transport).
 func (ls *listeners) plainAndTLS() []net.Listener {
-	return append(append([]net.Listener(nil), ls.plain...), ls.tls...)
+	var out []net.Listener
+	for _, set := range [][]net.Listener{ls.plain, ls.tls, ls.ws, ls.wss} {
+		out = append(out, set...)
+	}
+	return out
 }
 
 // closeAll closes every listener (closing twice is harmless).
@@ -62,7 +72,9 @@ func (ls *listeners) closeAll() {
 //
 // Socket activation: when systemd passed sockets and --listen was not
 // given, the sockets named "stomp" serve plain clients, "stomp-tls" TLS
-// clients (unless --tls-listen is given) and "metrics" the metrics (unless
+// clients (unless --tls-listen is given), "stomp-ws" and "stomp-wss"
+// WebSocket and WebSocket-over-TLS clients (unless --ws-listen or
+// --wss-listen is given) and "metrics" the metrics (unless
 // --metrics-listen is given). Sockets with none of these names are all
 // plain client sockets if no socket has a known name (a socket unit
 // without FileDescriptorName=), and are closed otherwise. Without
@@ -77,7 +89,7 @@ func openListeners(c *cli.Context, log *slog.Logger, activated []systemd.NamedLi
 	known := false
 	for _, nl := range activated {
 		switch nl.Name {
-		case fdNameSTOMP, fdNameSTOMPTLS, fdNameMetrics:
+		case fdNameSTOMP, fdNameSTOMPTLS, fdNameWS, fdNameWSS, fdNameMetrics:
 			known = true
 		}
 	}
@@ -90,6 +102,10 @@ func openListeners(c *cli.Context, log *slog.Logger, activated []systemd.NamedLi
 			to = &ls.plain
 		case nl.Name == fdNameSTOMPTLS && !c.IsSet(flagTLSListen):
 			to = &ls.tls
+		case nl.Name == fdNameWS && !c.IsSet(flagWSListen):
+			to = &ls.ws
+		case nl.Name == fdNameWSS && !c.IsSet(flagWSSListen):
+			to = &ls.wss
 		case nl.Name == fdNameMetrics && c.String(flagMetricsListen) == "" && ls.metrics == nil:
 			ls.metrics = nl.Listener
 			log.Info("serving metrics on a socket passed by systemd", "name", nl.Name, "addr", nl.Listener.Addr().String())
@@ -104,6 +120,9 @@ func openListeners(c *cli.Context, log *slog.Logger, activated []systemd.NamedLi
 	}
 	if len(ls.tls) > 0 && c.String(flagTLSCert) == "" {
 		return nil, fmt.Errorf("socket activation: systemd passed a %q socket, which needs --%s and --%s", fdNameSTOMPTLS, flagTLSCert, flagTLSKey)
+	}
+	if len(ls.wss) > 0 && c.String(flagTLSCert) == "" {
+		return nil, fmt.Errorf("socket activation: systemd passed a %q socket, which needs --%s and --%s", fdNameWSS, flagTLSCert, flagTLSKey)
 	}
 	if !useActivated {
 		for _, addr := range c.StringSlice(flagListen) {
@@ -121,8 +140,23 @@ func openListeners(c *cli.Context, log *slog.Logger, activated []systemd.NamedLi
 		}
 		ls.tls = append(ls.tls, l)
 	}
+	for _, f := range []struct {
+		flag string
+		to   *[]net.Listener
+	}{{flagWSListen, &ls.ws}, {flagWSSListen, &ls.wss}} {
+		for _, addr := range c.StringSlice(f.flag) {
+			l, err := net.Listen("tcp", addr)
+			if err != nil {
+				return nil, usageError(f.flag, "%v", err)
+			}
+			*f.to = append(*f.to, l)
+		}
+	}
+	if len(ls.wss) > 0 && c.String(flagTLSCert) == "" {
+		return nil, usageError(flagWSSListen, "needs --%s and --%s", flagTLSCert, flagTLSKey)
+	}
 	if c.String(flagTLSCert) != "" {
-		if len(ls.tls) == 0 {
+		if len(ls.tls)+len(ls.wss) == 0 {
 			return nil, cli.Exit(fmt.Sprintf("--%s and --%s are set but there is no TLS client socket to use them on: add --%s ADDR (or a systemd socket named %q)",
 				flagTLSCert, flagTLSKey, flagTLSListen, fdNameSTOMPTLS), 2)
 		}
@@ -134,7 +168,7 @@ func openListeners(c *cli.Context, log *slog.Logger, activated []systemd.NamedLi
 		}
 		ls.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	if len(ls.plain)+len(ls.tls) == 0 {
+	if len(ls.plain)+len(ls.tls)+len(ls.ws)+len(ls.wss) == 0 {
 		return nil, usageError(flagListen, "no client socket to serve on")
 	}
 	if addr := c.String(flagMetricsListen); addr != "" {

@@ -85,7 +85,9 @@ func clientsCommand() *cli.Command {
 				fmt.Fprintln(w, "PID\tADDRESS\tLOGIN\tVERSION\tSUBS\tIN\tOUT\tQUEUED\tCONNECTED")
 				for _, cl := range r.Clients {
 					addr := cl.Addr
-					if cl.TLS {
+					if t := cl.Transport; t != "" && t != "tcp" {
+						addr += " (" + t + ")"
+					} else if cl.TLS {
 						addr += " (tls)"
 					}
 					fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", cl.PID, addr, dash(cl.Login), dash(cl.Version),

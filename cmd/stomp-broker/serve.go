@@ -209,6 +209,8 @@ func serve(c *cli.Context) (err error) {
 	cfg := parent.Config{
 		Listeners:    ls.plain,
 		TLSListeners: ls.tls,
+		WSListeners:  ls.ws,
+		WSSListeners: ls.wss,
 		Child: ipc.ChildConfig{
 			Limits: stompwire.Limits{
 				MaxHeaderLines:     c.Int(flagMaxHeaders),
@@ -223,6 +225,7 @@ func serve(c *cli.Context) (err error) {
 			UsersFile:        absPath(c.String(flagUsers)),
 			LogLevel:         c.String(flagLogLevel),
 			ServerName:       "stomp-broker/" + version,
+			WSAllowedOrigins: c.StringSlice(flagWSAllowedOrigins),
 		},
 		TLSCertFile:      absPath(c.String(flagTLSCert)),
 		TLSKeyFile:       absPath(c.String(flagTLSKey)),
