@@ -88,6 +88,11 @@ func (l *Ledger) OpenStore(ctx context.Context, st store.Store, owner string, le
 		return fmt.Errorf("store: releasing this broker's old leases: %w", err)
 	}
 	l.durable = newDurable(l, st, owner, lease)
+	if err := l.durable.loadSubscriptions(ctx); err != nil {
+		l.durable = nil
+		st.Close()
+		return fmt.Errorf("store: reading durable subscriptions: %w", err)
+	}
 	return nil
 }
 
@@ -376,6 +381,7 @@ func (d *durable) afterGiveBack(queue string, err error) {
 // released are asked for at their due time, see dueAt).
 func (d *durable) onTick(now time.Time) {
 	d.flush()
+	d.refreshSubscriptions(now)
 	if now.Sub(d.lastRenew) >= d.lease/3 {
 		d.lastRenew = now
 		var ids []int64

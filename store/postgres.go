@@ -37,6 +37,10 @@ var postgresSchema = []string{
 	`CREATE INDEX IF NOT EXISTS messages_ready  ON messages (queue, priority DESC, id) WHERE owner = ''`,
 	`CREATE INDEX IF NOT EXISTS messages_leased ON messages (queue, lease_until) WHERE owner <> ''`,
 	`CREATE INDEX IF NOT EXISTS messages_owner  ON messages (owner) WHERE owner <> ''`,
+	`CREATE TABLE IF NOT EXISTS durable_subscriptions (
+		queue TEXT PRIMARY KEY,
+		topic TEXT NOT NULL
+	)`,
 }
 
 // schemaLockKey is the advisory lock that serialises schema creation, since
