@@ -1,0 +1,67 @@
+package store_test
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/stomp-broker/stomp-broker/store"
+)
+
+// TestSubscriptionsConformance checks store.Subscriptions on every backend
+// that implements it: add (and add again to move it to another topic),
+// list sorted, seen through a second handle, and remove deleting the
+// subscription with every message of its queue but nothing else.
+func TestSubscriptionsConformance(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			s, reopen := b.open(t)
+			ss, ok := s.(store.Subscriptions)
+			if !ok {
+				t.Skipf("%s keeps no durable subscriptions (the broker keeps them in memory)", b.name)
+			}
+			ctx := testContext(t)
+			qa, qb := queueName(t, "durable-a"), queueName(t, "durable-b")
+			topic, other := queueName(t, "topic"), queueName(t, "other-topic")
+			for _, add := range []store.Subscription{{qb, other}, {qa, topic}, {qb, topic}} {
+				if err := ss.AddSubscription(ctx, add.Queue, add.Topic); err != nil {
+					t.Fatalf("AddSubscription(%v): %v", add, err)
+				}
+			}
+			want := []store.Subscription{{qa, topic}, {qb, topic}}
+			if qb < qa {
+				want[0], want[1] = want[1], want[0]
+			}
+			check := func(what string, ss store.Subscriptions, want []store.Subscription) {
+				t.Helper()
+				got, err := ss.ListSubscriptions(ctx)
+				if err != nil {
+					t.Fatalf("ListSubscriptions: %v", err)
+				}
+				// Other tests may share the database: look at ours only.
+				got = slices.DeleteFunc(got, func(s store.Subscription) bool { return s.Queue != qa && s.Queue != qb })
+				if !slices.Equal(got, want) {
+					t.Fatalf("%s: subscriptions %v, want %v", what, got, want)
+				}
+			}
+			check("after adding", ss, want)
+			if reopen != nil {
+				check("through a second handle", reopen(t).(store.Subscriptions), want)
+			}
+
+			mustPut(t, s, msg(qa, "1"), msg(qa, "2"), msg(qb, "3"))
+			if err := ss.RemoveSubscription(ctx, qa); err != nil {
+				t.Fatalf("RemoveSubscription: %v", err)
+			}
+			if err := ss.RemoveSubscription(ctx, queueName(t, "never-made")); err != nil {
+				t.Fatalf("RemoveSubscription of an unknown queue: %v", err)
+			}
+			check("after removing one", ss, []store.Subscription{{qb, topic}})
+			if st := statsFor(t, s, qa); st.Stored != 0 {
+				t.Fatalf("removed subscription's queue still stores %d messages", st.Stored)
+			}
+			if st := statsFor(t, s, qb); st.Stored != 1 {
+				t.Fatalf("the other subscription's queue stores %d messages, want 1", st.Stored)
+			}
+		})
+	}
+}
