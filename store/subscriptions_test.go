@@ -1,8 +1,11 @@
 package store_test
 
 import (
+	"context"
+	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/stomp-broker/stomp-broker/store"
 )
@@ -61,6 +64,73 @@ func TestSubscriptionsConformance(t *testing.T) {
 			}
 			if st := statsFor(t, s, qb); st.Stored != 1 {
 				t.Fatalf("the other subscription's queue stores %d messages, want 1", st.Stored)
+			}
+		})
+	}
+}
+
+// TestWatchConformance checks store.Watcher on every backend that
+// implements it: a Put through one handle is announced, by queue name, to
+// a Watch on another handle (another broker), once per queue per commit.
+func TestWatchConformance(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			s, reopen := b.open(t)
+			if _, ok := s.(store.Watcher); !ok {
+				t.Skipf("%s is not shared by several brokers: nothing to announce", b.name)
+			}
+			w := reopen(t).(store.Watcher)
+			ctx, cancel := context.WithCancel(testContext(t))
+			got := make(chan string, 16)
+			done := make(chan error, 1)
+			go func() { done <- w.Watch(ctx, func(q string) { got <- q }, func(err error) { t.Log(err) }) }()
+			defer func() {
+				cancel()
+				if err := <-done; !errors.Is(err, context.Canceled) {
+					t.Errorf("Watch returned %v after its context ended, want context.Canceled", err)
+				}
+			}()
+			qa, qb := queueName(t, "watched-a"), queueName(t, "watched-b")
+			// Watch has no "listening now" signal: put until the first
+			// announcement arrives, then once more and check exactly that.
+			deadline := time.After(10 * time.Second)
+		first:
+			for {
+				mustPut(t, s, msg(qa, "probe"))
+				select {
+				case q := <-got:
+					if q == qa {
+						break first
+					}
+				case <-time.After(100 * time.Millisecond):
+				case <-deadline:
+					t.Fatal("no announcement of a Put within 10s")
+				}
+			}
+			for len(got) > 0 {
+				<-got
+			}
+			time.Sleep(100 * time.Millisecond) // late announcements of the probes
+			for len(got) > 0 {
+				<-got
+			}
+			mustPut(t, s, msg(qb, "1"), msg(qb, "2"), msg(qa, "3"))
+			seen := map[string]int{}
+			for len(seen) < 2 {
+				select {
+				case q := <-got:
+					seen[q]++
+				case <-time.After(5 * time.Second):
+					t.Fatalf("announcements %v, want %s and %s", seen, qa, qb)
+				}
+			}
+			select {
+			case q := <-got:
+				seen[q]++
+			case <-time.After(200 * time.Millisecond):
+			}
+			if seen[qa] != 1 || seen[qb] != 1 {
+				t.Fatalf("announcements %v, want one each for %s and %s", seen, qa, qb)
 			}
 		})
 	}
