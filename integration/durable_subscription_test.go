@@ -6,9 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-stomp/stomp/v3"
 	"github.com/go-stomp/stomp/v3/frame"
 
+	"github.com/stomp-broker/stomp-broker/control"
 	"github.com/stomp-broker/stomp-broker/internal/brokertest"
+	"github.com/stomp-broker/stomp-broker/stompwire"
 )
 
 // durableSpelling is one way clients ask for a durable topic subscription.
@@ -17,6 +20,7 @@ type durableSpelling struct {
 	connect []string // extra CONNECT header lines
 	sub     []string // extra SUBSCRIBE headers, name/value pairs
 	unsub   string   // extra UNSUBSCRIBE header lines that delete it
+	queue   string   // the queue that keeps its messages (stomp-broker queues)
 }
 
 // durableSpellings: RabbitMQ's (durable:true, auto-delete:false, named by
@@ -24,9 +28,12 @@ type durableSpelling struct {
 func durableSpellings(t *testing.T) []durableSpelling {
 	u := strconv.FormatInt(time.Now().UnixNano(), 36)
 	return []durableSpelling{
-		{name: "rabbitmq", sub: []string{"durable", "true", "auto-delete", "false"}, unsub: "durable:true\n"},
-		{name: "rabbitmq-persistent", sub: []string{"persistent", "true", "auto-delete", "false"}, unsub: "persistent:true\n"},
-		{name: "activemq", connect: []string{"client-id:c-" + u}, sub: []string{"activemq.subscriptionName", "s-" + u}, unsub: "activemq.subscriptionName:s-" + u + "\n"},
+		{name: "rabbitmq", sub: []string{"durable", "true", "auto-delete", "false"}, unsub: "durable:true\n",
+			queue: stompwire.DurablePrefix + "d-rabbitmq"},
+		{name: "rabbitmq-persistent", sub: []string{"persistent", "true", "auto-delete", "false"}, unsub: "persistent:true\n",
+			queue: stompwire.DurablePrefix + "d-rabbitmq-persistent"},
+		{name: "activemq", connect: []string{"client-id:c-" + u}, sub: []string{"activemq.subscriptionName", "s-" + u}, unsub: "activemq.subscriptionName:s-" + u + "\n",
+			queue: stompwire.DurablePrefix + "c-" + u + "/s-" + u},
 	}
 }
 
@@ -82,12 +89,27 @@ func expectInOrder(t *testing.T, r *brokertest.Raw, topic string, from, n int) {
 // it comes back; a second subscriber to the same subscription is refused;
 // UNSUBSCRIBE in the spelling's way deletes it, and nothing more is kept.
 func TestDurableSubscriptionKeepsWhileAway(t *testing.T) {
-	b := brokertest.Start(t)
+	sock := filepath.Join(t.TempDir(), "control.sock")
+	b := brokertest.Start(t, "--control-socket", sock)
 	for _, sp := range durableSpellings(t) {
 		t.Run(sp.name, func(t *testing.T) {
 			topic := "/topic/away-" + sp.name
 			leave(t, durableSubscribe(t, b, sp, topic))
 			publishN(t, b, topic, 0, 100)
+			// What is kept shows in `stomp-broker queues`.
+			qs, err := control.Queues(sock, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			depth := -1
+			for _, q := range qs {
+				if q.Name == sp.queue {
+					depth = q.Depth
+				}
+			}
+			if depth != 100 {
+				t.Fatalf("stomp-broker queues shows depth %d for the durable subscription, want 100: %+v", depth, qs)
+			}
 			r := durableSubscribe(t, b, sp, topic)
 			expectInOrder(t, r, topic, 0, 100)
 
@@ -164,5 +186,68 @@ func TestDurableSubscriptionAcrossBrokers(t *testing.T) {
 			expectInOrder(t, r, topic, 0, 100)
 			noMessage(t, r, 300*time.Millisecond)
 		})
+	}
+}
+
+// TestDurableSubscriptionGoStomp: go-stomp with ActiveMQ's spelling
+// (client-id through ConnOpt.Header, activemq.subscriptionName on
+// SUBSCRIBE) gets, in ack:client mode, what was published while it was
+// away, in order, acking cumulatively as it goes.
+func TestDurableSubscriptionGoStomp(t *testing.T) {
+	b := brokertest.Start(t)
+	topic := "/topic/gostomp-durable"
+	connect := func() *stomp.Conn {
+		c, err := stomp.Dial("tcp", b.Addr, stomp.ConnOpt.HeartBeat(0, 0), stomp.ConnOpt.Header("client-id", "gostomp-client"))
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		return c
+	}
+	subscribe := func(c *stomp.Conn) *stomp.Subscription {
+		sub, err := c.Subscribe(topic, stomp.AckClient, stomp.SubscribeOpt.Header("activemq.subscriptionName", "news"))
+		if err != nil {
+			t.Fatalf("subscribe: %v", err)
+		}
+		// A receipted SEND on the same connection: the SUBSCRIBE before it is applied.
+		if err := c.Send("/queue/gostomp-durable-sync", "text/plain", nil, stomp.SendOpt.Receipt); err != nil {
+			t.Fatalf("sync: %v", err)
+		}
+		return sub
+	}
+	c := connect()
+	subscribe(c)
+	if err := c.Disconnect(); err != nil {
+		t.Fatalf("disconnect: %v", err)
+	}
+	publishN(t, b, topic, 0, 50)
+
+	c = connect()
+	defer c.MustDisconnect()
+	sub := subscribe(c)
+	var last *stomp.Message
+	for i := 0; i < 50; i++ {
+		select {
+		case m := <-sub.C:
+			if m.Err != nil {
+				t.Fatalf("message %d: %v", i, m.Err)
+			}
+			if string(m.Body) != strconv.Itoa(i) || m.Destination != topic {
+				t.Fatalf("got %q from %s, want %d from %s", m.Body, m.Destination, i, topic)
+			}
+			last = m
+			if i%8 == 7 { // ack:client is cumulative; prefetch bounds what is unacked
+				if err := c.Ack(m); err != nil {
+					t.Fatalf("ack: %v", err)
+				}
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("waiting for message %d", i)
+		}
+	}
+	if err := c.Ack(last); err != nil { // settles the rest
+		t.Fatalf("ack: %v", err)
+	}
+	if err := sub.Unsubscribe(stomp.SubscribeOpt.Header("activemq.subscriptionName", "news")); err != nil {
+		t.Fatalf("unsubscribe: %v", err)
 	}
 }
