@@ -142,10 +142,16 @@ func (l *Ledger) DeleteDurable(queue string) {
 
 // PublishTopic feeds a topic SEND to every durable subscription of topic:
 // each gets its own copy as a queue message (id suffixed, so each copy is
-// acked on its own), persistent when there is a durable store.
+// acked on its own), persistent when the durable store keeps subscriptions
+// (store.Subscriptions; otherwise as the SEND's persistent header says).
 func (l *Ledger) PublishTopic(from Consumer, seq uint64, id, topic string, f *frame.Frame) {
-	for i, queue := range l.topicSubs.byTopic[topic] {
-		l.publish(from, seq, id+"-"+strconv.Itoa(i+1), queue, f, true)
+	subs := l.topicSubs.byTopic[topic]
+	if len(subs) == 0 {
+		return
+	}
+	persist := l.subStore() != nil
+	for i, queue := range subs {
+		l.publish(from, seq, id+"-"+strconv.Itoa(i+1), queue, f, persist)
 	}
 }
 
