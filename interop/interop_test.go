@@ -309,7 +309,7 @@ var knownDiffs = map[string][]knownDiffEntry{
 				"ActiveMQ.DLQ (persistent:true) or discarded (non-persistent); the spec leaves NACK's consequence to the server"},
 		{"python", "*", "durable-rabbitmq",
 			"ActiveMQ ignores RabbitMQ's durable:true on SUBSCRIBE: a durable subscription there needs client-id and " +
-				"activemq.subscriptionName (not yet run against ActiveMQ)"},
+				"activemq.subscriptionName (observed with ActiveMQ 5.17.2)"},
 	},
 }
 

@@ -366,10 +366,13 @@ def scenario_v10(addr, ver, dest):
     c.disconnect()
 
 
-def durable_scenario(addr, ver, dest, connect_headers, sub_headers, unsub_headers):
+def durable_scenario(addr, ver, dest, connect_headers, sub_headers, unsub_headers, close_first=False):
     """A durable topic subscription keeps what is published while its
     subscriber is away, delivers it in order when it comes back, and is
-    gone after UNSUBSCRIBE with the spelling's delete header."""
+    gone after UNSUBSCRIBE with the spelling's delete header. close_first:
+    a plain UNSUBSCRIBE before the deleting one (ActiveMQ refuses to delete
+    a durable subscription whose consumer is active: "Durable consumer is
+    in use")."""
     if ver == "1.0":
         raise Unsupported("durable subscriptions are tested with STOMP 1.2")
     sid = "dur-" + dest.rsplit(".", 1)[-1]
@@ -389,15 +392,20 @@ def durable_scenario(addr, ver, dest, connect_headers, sub_headers, unsub_header
         if f.headers.get("destination") != dest:
             raise Fail("kept message has destination %r, want %r" % (f.headers.get("destination"), dest))
         s.ack(f)
-    s.conn.unsubscribe(sid, headers=dict(unsub_headers, receipt="r-unsub"))
-    s.wait_receipt("r-unsub")
-    s.disconnect()
+
+    def delete(s):
+        if close_first:
+            s.conn.unsubscribe(sid, headers={"receipt": "r-close"})
+            s.wait_receipt("r-close")
+        s.conn.unsubscribe(sid, headers=dict(unsub_headers, receipt="r-unsub"))
+        s.wait_receipt("r-unsub")
+        s.disconnect()
+
+    delete(s)
     producer(addr, ver, dest, ["after-delete"])
     s = subscribe("after delete")
     s.expect_none()
-    s.conn.unsubscribe(sid, headers=dict(unsub_headers, receipt="r-unsub"))
-    s.wait_receipt("r-unsub")
-    s.disconnect()
+    delete(s)
 
 
 def scenario_durable_rabbitmq(addr, ver, dest):
@@ -408,7 +416,8 @@ def scenario_durable_rabbitmq(addr, ver, dest):
 def scenario_durable_activemq(addr, ver, dest):
     name = "sub-" + dest.rsplit(".", 1)[-1]
     durable_scenario(addr, ver, dest, {"client-id": "client-" + name},
-                     {"activemq.subscriptionName": name}, {"activemq.subscriptionName": name})
+                     {"activemq.subscriptionName": name}, {"activemq.subscriptionName": name},
+                     close_first=True)
 
 
 SCENARIOS = {
