@@ -169,6 +169,7 @@ func (s *session) handleConnect(f *frame.Frame) {
 		return
 	}
 	s.login = login
+	s.clientID = f.Header.Get(stompwire.HeaderClientID)
 	s.connected = true
 
 	reply := frame.New(frame.CONNECTED, frame.Session, "session-"+strconv.Itoa(os.Getpid()), frame.Server, s.cfg.ServerName)
@@ -357,6 +358,19 @@ func (s *session) handleSubscribe(f *frame.Frame, receipt string) bool {
 		s.fail(stompwire.ErrTextUnknownAckMode(f.Header.Get(frame.Ack)), receipt, stompwire.ErrDetailUnknownAckMode)
 		return false
 	}
+	// A durable topic subscription is a queue subscription to the queue
+	// that keeps the topic's messages for it (see stompwire.DurableQueue).
+	topic, route := "", dest
+	if stompwire.IsTopic(dest) {
+		durable, needClientID := stompwire.DurableQueue(f.Header, s.clientID)
+		if needClientID {
+			s.fail(stompwire.ErrTextDurableNeedsClientID, receipt, "")
+			return false
+		}
+		if durable != "" {
+			topic, route = dest, durable
+		}
+	}
 	prefetch := s.cfg.DefaultPrefetch
 	for _, h := range []string{stompwire.HeaderPrefetchCount, stompwire.HeaderActiveMQPrefetchSize} {
 		if v := s.header(f, h); v != "" {
@@ -373,13 +387,16 @@ func (s *session) handleSubscribe(f *frame.Frame, receipt string) bool {
 	}
 	s.nextSub++
 	sub := &subscription{
-		id: id, key: strconv.FormatUint(s.nextSub, 10), dest: dest,
-		queue: stompwire.IsQueue(dest), ack: mode, prefetch: max(prefetch, 1),
+		id: id, key: strconv.FormatUint(s.nextSub, 10), dest: route,
+		queue: stompwire.IsQueue(route), ack: mode, prefetch: max(prefetch, 1),
 	}
 	s.subs[id] = sub
 	s.subsByKey[sub.key] = sub
-	s.byDest[dest] = append(s.byDest[dest], sub)
-	fwd := frame.New(frame.SUBSCRIBE, frame.Id, sub.key, frame.Destination, dest, frame.Ack, f.Header.Get(frame.Ack), stompwire.HeaderPrefetchCount, strconv.Itoa(sub.prefetch))
+	s.byDest[route] = append(s.byDest[route], sub)
+	fwd := frame.New(frame.SUBSCRIBE, frame.Id, sub.key, frame.Destination, route, frame.Ack, f.Header.Get(frame.Ack), stompwire.HeaderPrefetchCount, strconv.Itoa(sub.prefetch))
+	if topic != "" {
+		fwd.Header.Add(stompwire.HeaderDurableTopic, topic)
+	}
 	if v := s.header(f, stompwire.HeaderAckTimeout); v != "" { // a lease on each delivery, in ms
 		fwd.Header.Add(stompwire.HeaderAckTimeout, v)
 	}
@@ -396,13 +413,29 @@ func (s *session) handleUnsubscribe(f *frame.Frame, receipt string) bool {
 		s.fail(stompwire.ErrTextUnsubscribeWithoutID, receipt, "")
 		return false
 	}
+	durable, needClientID := stompwire.DurableQueue(f.Header, s.clientID)
+	if needClientID {
+		s.fail(stompwire.ErrTextDurableNeedsClientID, receipt, "")
+		return false
+	}
 	sub, ok := s.subs[id]
-	if !ok {
+	if !ok && durable == "" {
 		s.fail(stompwire.ErrTextNoSubscription(id), receipt, "")
 		return false
 	}
-	s.dropSubscription(sub)
-	s.forward(frame.New(frame.UNSUBSCRIBE, frame.Id, sub.key, frame.Destination, sub.dest))
+	fwd := frame.New(frame.UNSUBSCRIBE)
+	if ok {
+		s.dropSubscription(sub)
+		fwd.Header.Add(frame.Id, sub.key)
+		fwd.Header.Add(frame.Destination, sub.dest)
+	}
+	if durable != "" {
+		// Deleting a durable subscription needs no live subscription:
+		// ActiveMQ's clients often unsubscribe by name alone.
+		fwd.Header.Set(frame.Destination, durable)
+		fwd.Header.Add(stompwire.HeaderDurableDelete, "true")
+	}
+	s.forward(fwd)
 	return true
 }
 

@@ -44,6 +44,7 @@ type session struct {
 	subs      map[string]*subscription   // by the client's subscription id
 	subsByKey map[string]*subscription   // by the key the parent knows
 	byDest    map[string][]*subscription // by destination
+	clientID  string                     // CONNECT's client-id (ActiveMQ's durable subscriptions)
 	unacked   map[string]*subscription   // client-mode queue deliveries awaiting ACK, by message id
 	nextSub   uint64
 

@@ -31,7 +31,7 @@ var versions = []string{"1.0", "1.2"}
 // exist in 1.0, and v10 is the 1.0-only scenario.
 func applies(scenario, version string) bool {
 	switch scenario {
-	case "nack-redeliver", "tx-send-receipt":
+	case "nack-redeliver", "tx-send-receipt", "durable-rabbitmq", "durable-activemq":
 		return version != "1.0"
 	case "v10":
 		return version == "1.0"
@@ -87,7 +87,7 @@ var clients = []client{
 		install: "Debian package python3-stomp (scripts/install-test-deps)",
 		probe:   []string{"/usr/bin/python3", "-c", "import stomp"},
 		script:  []string{"/usr/bin/python3", "clients/python/stomp_client.py"},
-		extra:   []string{"temp-queue"},
+		extra:   []string{"temp-queue", "durable-rabbitmq", "durable-activemq"},
 	},
 	{
 		name:    "perl",
@@ -299,6 +299,9 @@ var knownDiffs = map[string][]knownDiffEntry{
 		{"gostomp", "*", "tx-send-receipt",
 			"RabbitMQ holds back the RECEIPT for a SEND inside a transaction until COMMIT " +
 				"(receipts for SEND are publisher confirms; what a receipt promises is server-defined)"},
+		{"python", "*", "durable-activemq",
+			"RabbitMQ has no ActiveMQ-style durable subscriptions (client-id + activemq.subscriptionName): " +
+				"the subscription is an ordinary one and keeps nothing while its subscriber is away (observed with RabbitMQ 3.10.8)"},
 	},
 	"activemq": {
 		{"*", "*", "nack-redeliver",
@@ -307,6 +310,9 @@ var knownDiffs = map[string][]knownDiffEntry{
 		{"python", "*", "temp-queue",
 			"ActiveMQ does not subscribe the requester to its /temp-queue/ on SEND (RabbitMQ does): the requester " +
 				"must SUBSCRIBE to /temp-queue/NAME first, which stomp-broker also accepts (expected from ActiveMQ's documentation, not yet observed)"},
+		{"python", "*", "durable-rabbitmq",
+			"ActiveMQ ignores RabbitMQ's durable:true on SUBSCRIBE: a durable subscription there needs client-id and " +
+				"activemq.subscriptionName (observed with ActiveMQ 5.17.2)"},
 	},
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-stomp/stomp/v3/frame"
@@ -52,6 +53,16 @@ type durable struct {
 	// due are the times stored messages this broker wrote or released come
 	// due (wake.go); rows from elsewhere are found by the poll in onTick.
 	due dueHeap
+
+	// Shared stores (store.Watcher): the store announces stored messages
+	// on notes (watch.go); the ledger then leases in small chunks (fetch).
+	shared     bool
+	notes      chan string
+	stopWatch  context.CancelFunc
+	watchDone  chan struct{} // closed when the store's Watch returned
+	stopNotes  chan struct{} // closed by Close: the note waiter returns
+	noteMissed atomic.Bool   // notes was full: poll every queue on the next tick
+	unwatched  bool
 }
 
 // producer is one child's persistent SENDs on their way to the store.
@@ -88,6 +99,12 @@ func (l *Ledger) OpenStore(ctx context.Context, st store.Store, owner string, le
 		return fmt.Errorf("store: releasing this broker's old leases: %w", err)
 	}
 	l.durable = newDurable(l, st, owner, lease)
+	if err := l.durable.loadSubscriptions(ctx); err != nil {
+		l.durable = nil
+		st.Close()
+		return fmt.Errorf("store: reading durable subscriptions: %w", err)
+	}
+	l.durable.watch()
 	return nil
 }
 
@@ -262,6 +279,16 @@ func (d *durable) fetch(q *queue) {
 		return
 	}
 	n := min(want, 256)
+	if d.shared {
+		// Other brokers' consumers may want these rows too: hold no more
+		// than a small window per local consumer (leased and not yet
+		// acked), so a burst is shared among the brokers whose consumers
+		// have credit instead of leased whole by the first to wake.
+		n = min(n, sharedWindow*len(q.subs)-q.count)
+		if n <= 0 {
+			return
+		}
+	}
 	q.fetching = true
 	name := q.name
 	d.host.Async(func() func() {
@@ -376,6 +403,7 @@ func (d *durable) afterGiveBack(queue string, err error) {
 // released are asked for at their due time, see dueAt).
 func (d *durable) onTick(now time.Time) {
 	d.flush()
+	d.refreshSubscriptions(now)
 	if now.Sub(d.lastRenew) >= d.lease/3 {
 		d.lastRenew = now
 		var ids []int64
@@ -395,7 +423,11 @@ func (d *durable) onTick(now time.Time) {
 			})
 		}
 	}
-	if now.Sub(d.lastPoll) >= 250*time.Millisecond {
+	poll := 250 * time.Millisecond
+	if d.shared && !d.noteMissed.Swap(false) {
+		poll = sharedPoll // notifications wake the broker; this is the fallback
+	}
+	if now.Sub(d.lastPoll) >= poll {
 		d.lastPoll = now
 		for _, q := range d.l.queues {
 			if len(q.subs) > 0 {
@@ -417,6 +449,7 @@ func (l *Ledger) Close(drain func()) {
 		return
 	}
 	l.durable.flush()
+	l.durable.unwatch()
 	drain()
 	l.durable.close()
 }

@@ -84,6 +84,8 @@ type Ledger struct {
 	counted *queue
 
 	durable *durable // nil without a durable store
+	// topicSubs are the durable topic subscriptions (subscriptions.go).
+	topicSubs topicSubs
 	// lastSend is what became of the SEND a consumer sent most recently,
 	// for the coalesced flag on the RECEIPT that may follow it.
 	lastSend map[Consumer]sendOutcome
@@ -225,6 +227,12 @@ func frameSize(f *frame.Frame) int64 {
 // there is one; the rest wait in memory, at the tail of their queue or, if
 // scheduled, until their time.
 func (l *Ledger) Publish(from Consumer, seq uint64, id, dest string, f *frame.Frame) {
+	l.publish(from, seq, id, dest, f, false)
+}
+
+// publish is Publish; persist stores the message durably (when there is a
+// durable store) whatever its persistent header says.
+func (l *Ledger) publish(from Consumer, seq uint64, id, dest string, f *frame.Frame, persist bool) {
 	l.lastSend[from] = sendOutcome{}
 	job, err := parseJobSpec(f, l.jobs, l.now())
 	if err != nil {
@@ -237,7 +245,7 @@ func (l *Ledger) Publish(from Consumer, seq uint64, id, dest string, f *frame.Fr
 		l.host.TellToClose(from, stompwire.ErrTextQueueMemoryLimit(l.maxBytes, dest))
 		return
 	}
-	if (job.persistent || l.persistAll) && l.durable != nil {
+	if (job.persistent || l.persistAll || persist) && l.durable != nil {
 		put, idx := l.durable.put(from, dest, f, job, size)
 		l.lastSend[from] = sendOutcome{put: put, idx: idx}
 		return
@@ -581,7 +589,11 @@ func (l *Ledger) grant(c Consumer, sub *Subscription, n, want int) {
 		if l.trace {
 			l.log.Info("trace", "hop", ipc.HopGrant, "record", ipc.KindGrant.String(), "destination", q.name, "message-id", m.id, "slot", n, "to_child_pid", c.PID(), "deliveries", m.deliveries)
 		}
-		l.enc = EncodeMessage(l.enc[:0], q.name, m.id, m.send, m.deliveries > 1, m.deliveries)
+		dest := q.name
+		if stompwire.IsDurable(dest) { // a durable subscription's message says which topic it came from
+			dest = m.send.Header.Get(frame.Destination)
+		}
+		l.enc = EncodeMessage(l.enc[:0], dest, m.id, m.send, m.deliveries > 1, m.deliveries)
 		l.rec = ipc.AppendMessage(l.rec[:0], ipc.KindGrant, sub.key, m.id, l.enc)
 		l.host.Send(c, l.rec, 1)
 	}

@@ -845,6 +845,7 @@ func (b *Broker) tellToClose(c *childProc, reason string) {
 func (b *Broker) shutdown() {
 	b.stopping = true
 	b.log.Info("shutting down", "clients", len(b.children))
+	b.queues.StopNotifications() // its waiter is an async call the loop below would wait for
 	for _, c := range b.children {
 		b.tellToClose(c, stompwire.ErrTextShuttingDown)
 	}

@@ -103,6 +103,18 @@ func (b *Broker) applyFrame(c *childProc, f *frame.Frame) error {
 		if _, dup := c.subs[key]; dup || key == "" {
 			return fmt.Errorf("%w: duplicate or empty subscription key %q", ipc.ErrMalformed, key)
 		}
+		if topic := f.Header.Get(stompwire.HeaderDurableTopic); topic != "" {
+			if !stompwire.IsDurable(dest) || !stompwire.IsTopic(topic) || !stompwire.Served(topic) {
+				return fmt.Errorf("%w: child forwarded a durable subscription %q to %q", ipc.ErrMalformed, dest, topic)
+			}
+			// One active subscriber per durable subscription (on this
+			// broker), as ActiveMQ: a second one is refused and closed.
+			if b.queues.Consumers(dest) > 0 {
+				b.tellToClose(c, stompwire.ErrTextDurableInUse(dest))
+				return nil
+			}
+			b.queues.AddDurable(dest, topic)
+		}
 		sub := &subscription{key: key, dest: dest}
 		if stompwire.IsQueue(dest) {
 			sub.queue = ledger.NewSubscription(c, key, dest, f.Header)
@@ -125,11 +137,14 @@ func (b *Broker) applyFrame(c *childProc, f *frame.Frame) error {
 			b.topics[dest][c]++
 		}
 	case frame.UNSUBSCRIBE:
-		sub := c.subs[f.Header.Get(frame.Id)]
-		if sub == nil {
-			return nil // the child checked; a race with its own death is harmless
+		// The child checked; an unknown id is a race with its own death,
+		// or a durable subscription deleted by name alone.
+		if sub := c.subs[f.Header.Get(frame.Id)]; sub != nil {
+			b.removeSubscription(c, sub)
 		}
-		b.removeSubscription(c, sub)
+		if f.Header.Get(stompwire.HeaderDurableDelete) == "true" && stompwire.IsDurable(dest) {
+			b.queues.DeleteDurable(dest)
+		}
 	default:
 		return fmt.Errorf("%w: child forwarded a %s frame", ipc.ErrMalformed, f.Command)
 	}
@@ -182,6 +197,10 @@ func (b *Broker) publish(from *childProc, dest string, f *frame.Frame) {
 	case stompwire.IsReplyQueue(dest):
 		b.sendReply(dest, id, ledger.EncodeMessage(nil, dest, id, f, false, 0))
 	default:
+		// Durable subscriptions to the topic keep a copy, like queues
+		// (on the broker the message was published on: with a shared
+		// store it writes every broker's durable subscriptions).
+		b.queues.PublishTopic(from, b.nextMsg, id, dest, f)
 		b.publishTopic(dest, id, f)
 	}
 }

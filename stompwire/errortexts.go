@@ -224,3 +224,13 @@ func ErrTextTooManyClients(limit int) string {
 func ErrTextTooManyClientsFrom(ip string, limit int) string {
 	return "too many clients from " + ip + " (limit " + strconv.Itoa(limit) + ")"
 }
+
+// ErrTextDurableNeedsClientID is the ERROR for a SUBSCRIBE with
+// activemq.subscriptionName on a connection whose CONNECT had no client-id.
+const ErrTextDurableNeedsClientID = "a durable subscription (activemq.subscriptionName) needs a client-id header on CONNECT"
+
+// ErrTextDurableInUse is the ERROR for a second SUBSCRIBE to a durable
+// subscription that already has an active subscriber on this broker.
+func ErrTextDurableInUse(queue string) string {
+	return "durable subscription " + strconv.Quote(queue) + " already has an active subscriber"
+}

@@ -37,6 +37,10 @@ var postgresSchema = []string{
 	`CREATE INDEX IF NOT EXISTS messages_ready  ON messages (queue, priority DESC, id) WHERE owner = ''`,
 	`CREATE INDEX IF NOT EXISTS messages_leased ON messages (queue, lease_until) WHERE owner <> ''`,
 	`CREATE INDEX IF NOT EXISTS messages_owner  ON messages (owner) WHERE owner <> ''`,
+	`CREATE TABLE IF NOT EXISTS durable_subscriptions (
+		queue TEXT PRIMARY KEY,
+		topic TEXT NOT NULL
+	)`,
 }
 
 // schemaLockKey is the advisory lock that serialises schema creation, since
@@ -50,6 +54,9 @@ const schemaLockKey = 0x53544f4d50535452
 type postgresStore struct {
 	msgStore
 	pool *pgxpool.Pool
+	// channel is the NOTIFY channel of this database schema: a commit of
+	// Put notifies it once per queue (see Watch).
+	channel string
 }
 
 // postgresDialect builds the msgDialect of a PostgreSQL store on pool.
@@ -94,7 +101,12 @@ func OpenPostgres(ctx context.Context, url string) (Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	s := &postgresStore{msgStore: msgStore{sqlBase: sqlBase{name: "postgres"}, d: postgresDialect(pool)}, pool: pool}
+	var schema string
+	if err := pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("store: postgres: current schema: %w", err)
+	}
+	s := &postgresStore{msgStore: msgStore{sqlBase: sqlBase{name: "postgres"}, d: postgresDialect(pool)}, pool: pool, channel: notifyChannel(schema)}
 	s.gc = newGroupCommitter(s.commitPuts)
 	return s, nil
 }
@@ -136,11 +148,19 @@ func (s *postgresStore) commitPuts(ctx context.Context, batch []*putRequest) err
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		now := time.Now()
 		var b pgx.Batch
+		notify := map[string]bool{}
 		for _, req := range batch {
 			req.results = make([]PutResult, len(req.msgs))
 			for _, m := range req.msgs {
 				b.Queue(postgresInsert, insertArgs(m, now)...)
+				if len(m.Queue) <= maxNotifyPayload {
+					notify[m.Queue] = true
+				}
 			}
+		}
+		// Delivered at commit, to every broker that Watches (itself too).
+		for q := range notify {
+			b.Queue(`SELECT pg_notify($1, $2)`, s.channel, q)
 		}
 		br := tx.SendBatch(ctx, &b)
 		type conflict struct {
@@ -161,6 +181,12 @@ func (s *postgresStore) commitPuts(ctx context.Context, batch []*putRequest) err
 					br.Close()
 					return fmt.Errorf("store: postgres: put: insert: %w", err)
 				}
+			}
+		}
+		for range notify {
+			if _, err := br.Exec(); err != nil {
+				br.Close()
+				return fmt.Errorf("store: postgres: put: notify: %w", err)
 			}
 		}
 		if err := br.Close(); err != nil {

@@ -54,6 +54,10 @@ CREATE UNIQUE INDEX IF NOT EXISTS messages_uniqkey ON messages (queue, uniqkey) 
 CREATE INDEX IF NOT EXISTS messages_ready  ON messages (queue, priority DESC, id) WHERE owner = '';
 CREATE INDEX IF NOT EXISTS messages_leased ON messages (queue, lease_until) WHERE owner <> '';
 CREATE INDEX IF NOT EXISTS messages_owner  ON messages (owner) WHERE owner <> '';
+CREATE TABLE IF NOT EXISTS durable_subscriptions (
+	queue TEXT PRIMARY KEY,
+	topic TEXT NOT NULL
+);
 `
 
 // messageColumns is the column list every query that returns messages uses,

@@ -95,17 +95,19 @@ class Session(stomp.ConnectionListener):
             f = self.errors[0]
             raise Fail("%s: ERROR frame: %s %s" % (self.name, f.headers.get("message"), f.body))
 
-    def connect(self):
+    def connect(self, headers=None):
         try:
-            self.conn.connect(wait=True)
+            self.conn.connect(wait=True, headers=headers or {})
         except stomp.exception.ConnectFailedException:
             err = self.errors[0] if self.errors else None
             raise Fail("%s: connect refused (STOMP_INTEROP_VHOST=%r): %s %s" % (
                 self.name, VHOST, err and err.headers.get("message"), err and err.body))
         return self.connected.headers
 
-    def subscribe(self, dest, sid, ack="auto", receipt=None):
-        hdr = {"receipt": receipt} if receipt else {}
+    def subscribe(self, dest, sid, ack="auto", receipt=None, headers=None):
+        hdr = dict(headers or {})
+        if receipt:
+            hdr["receipt"] = receipt
         if self.version == "1.0" and sid is None:
             self.conn.subscribe(dest, ack=ack, headers=hdr)
         else:
@@ -395,6 +397,60 @@ def scenario_temp_queue(addr, ver, dest):
     resp.disconnect()
 
 
+def durable_scenario(addr, ver, dest, connect_headers, sub_headers, unsub_headers, close_first=False):
+    """A durable topic subscription keeps what is published while its
+    subscriber is away, delivers it in order when it comes back, and is
+    gone after UNSUBSCRIBE with the spelling's delete header. close_first:
+    a plain UNSUBSCRIBE before the deleting one (ActiveMQ refuses to delete
+    a durable subscription whose consumer is active: "Durable consumer is
+    in use")."""
+    if ver == "1.0":
+        raise Unsupported("durable subscriptions are tested with STOMP 1.2")
+    sid = "dur-" + dest.rsplit(".", 1)[-1]
+
+    def subscribe(name):
+        s = Session(addr, ver, name)
+        s.connect(connect_headers)
+        s.subscribe(dest, sid, ack="client-individual", receipt="r-sub", headers=sub_headers)
+        s.wait_receipt("r-sub")
+        return s
+
+    subscribe("subscriber").disconnect()  # a plain disconnect keeps it
+    bodies = ["d%d" % i for i in range(5)]
+    producer(addr, ver, dest, bodies)
+    s = subscribe("returning subscriber")
+    for f in s.expect_bodies(bodies):
+        if f.headers.get("destination") != dest:
+            raise Fail("kept message has destination %r, want %r" % (f.headers.get("destination"), dest))
+        s.ack(f)
+
+    def delete(s):
+        if close_first:
+            s.conn.unsubscribe(sid, headers={"receipt": "r-close"})
+            s.wait_receipt("r-close")
+        s.conn.unsubscribe(sid, headers=dict(unsub_headers, receipt="r-unsub"))
+        s.wait_receipt("r-unsub")
+        s.disconnect()
+
+    delete(s)
+    producer(addr, ver, dest, ["after-delete"])
+    s = subscribe("after delete")
+    s.expect_none()
+    delete(s)
+
+
+def scenario_durable_rabbitmq(addr, ver, dest):
+    durable_scenario(addr, ver, dest, None,
+                     {"durable": "true", "auto-delete": "false"}, {"durable": "true"})
+
+
+def scenario_durable_activemq(addr, ver, dest):
+    name = "sub-" + dest.rsplit(".", 1)[-1]
+    durable_scenario(addr, ver, dest, {"client-id": "client-" + name},
+                     {"activemq.subscriptionName": name}, {"activemq.subscriptionName": name},
+                     close_first=True)
+
+
 SCENARIOS = {
     "topic": ("topic", scenario_topic),
     "queue": ("queue", scenario_queue),
@@ -405,6 +461,8 @@ SCENARIOS = {
     "headers": ("topic", scenario_headers),
     "v10": ("queue", scenario_v10),
     "temp-queue": ("queue", scenario_temp_queue),
+    "durable-rabbitmq": ("topic", scenario_durable_rabbitmq),
+    "durable-activemq": ("topic", scenario_durable_activemq),
 }
 
 
