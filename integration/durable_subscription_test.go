@@ -67,7 +67,7 @@ func publishN(t *testing.T, b *brokertest.Broker, topic string, from, n int) {
 
 // expectInOrder reads messages from..from+n-1 from r, in order, from topic,
 // acking each.
-func expectInOrder(t *testing.T, r *brokertest.Raw, topic string, from, n int) {
+func expectAckedInOrder(t *testing.T, r *brokertest.Raw, topic string, from, n int) {
 	t.Helper()
 	for i := from; i < from+n; i++ {
 		m, err := r.Read(15 * time.Second)
@@ -111,11 +111,11 @@ func TestDurableSubscriptionKeepsWhileAway(t *testing.T) {
 				t.Fatalf("stomp-broker queues shows depth %d for the durable subscription, want 100: %+v", depth, qs)
 			}
 			r := durableSubscribe(t, b, sp, topic)
-			expectInOrder(t, r, topic, 0, 100)
+			expectAckedInOrder(t, r, topic, 0, 100)
 
 			// Connected, it also gets what is published now.
 			publishN(t, b, topic, 100, 5)
-			expectInOrder(t, r, topic, 100, 5)
+			expectAckedInOrder(t, r, topic, 100, 5)
 
 			// One active subscriber per durable subscription.
 			second := b.Raw(t)
@@ -157,7 +157,7 @@ func TestDurableSubscriptionSurvivesKill(t *testing.T) {
 			b.KillGroup(t)
 			b2 := brokertest.Start(t, args...)
 			r := durableSubscribe(t, b2, sp, topic)
-			expectInOrder(t, r, topic, 0, 100)
+			expectAckedInOrder(t, r, topic, 0, 100)
 			noMessage(t, r, 300*time.Millisecond)
 		})
 	}
@@ -183,7 +183,7 @@ func TestDurableSubscriptionAcrossBrokers(t *testing.T) {
 			b.KillGroup(t)
 			b2 := brokertest.Start(t, bArgs...)
 			r := durableSubscribe(t, b2, sp, topic)
-			expectInOrder(t, r, topic, 0, 100)
+			expectAckedInOrder(t, r, topic, 0, 100)
 			noMessage(t, r, 300*time.Millisecond)
 		})
 	}
