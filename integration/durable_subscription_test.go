@@ -65,7 +65,7 @@ func publishN(t *testing.T, b *brokertest.Broker, topic string, from, n int) {
 	leave(t, p)
 }
 
-// expectInOrder reads messages from..from+n-1 from r, in order, from topic,
+// expectAckedInOrder reads messages from..from+n-1 from r, in order, from topic,
 // acking each.
 func expectAckedInOrder(t *testing.T, r *brokertest.Raw, topic string, from, n int) {
 	t.Helper()
