@@ -90,6 +90,7 @@ func (s *session) handleFrame(f *frame.Frame) {
 		}
 	case frame.DISCONNECT:
 		s.closing = true
+		s.endDurableSubscriptions()
 		if receipt == "" {
 			s.flush()
 			s.done = true
@@ -437,6 +438,22 @@ func (s *session) handleUnsubscribe(f *frame.Frame, receipt string) bool {
 	}
 	s.forward(fwd)
 	return true
+}
+
+// endDurableSubscriptions tells the parent, ahead of a DISCONNECT's
+// RECEIPT, that this connection's durable subscriptions have no active
+// subscriber any more (a plain UNSUBSCRIBE each: the subscriptions keep
+// their messages). A client that reconnects as soon as it has the RECEIPT
+// then finds them free, instead of racing the parent's notice of this
+// process's exit.
+func (s *session) endDurableSubscriptions() {
+	for _, sub := range s.subs {
+		if !stompwire.IsDurable(sub.dest) {
+			continue
+		}
+		s.dropSubscription(sub)
+		s.forward(frame.New(frame.UNSUBSCRIBE, frame.Id, sub.key, frame.Destination, sub.dest))
+	}
 }
 
 // dropSubscription forgets sub locally. Its unacked queue messages go back

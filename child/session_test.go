@@ -943,3 +943,23 @@ func TestHeartBeatNegotiation(t *testing.T) {
 		})
 	}
 }
+
+// TestDisconnectEndsDurableSubscriptionsFirst: the parent hears that a
+// durable subscription lost its subscriber before the DISCONNECT's sync, so
+// a client that reconnects on the RECEIPT finds the subscription free
+// (before, it raced the parent's notice of the child's exit and was
+// refused as a second subscriber).
+func TestDisconnectEndsDurableSubscriptionsFirst(t *testing.T) {
+	h := start(t, testConfig())
+	h.connect("1.2")
+	h.send(frame.SUBSCRIBE, "", frame.Destination, "/topic/news", frame.Id, "d1",
+		"durable", "true", "auto-delete", "false")
+	h.expectRecords("FRAME SUBSCRIBE /queue/durable-subscription/d1")
+	h.send(frame.DISCONNECT, "", frame.Receipt, "bye")
+	h.expectRecords("FRAME UNSUBSCRIBE /queue/durable-subscription/d1")
+	h.answerSync(0)
+	if got := h.expectFrame(frame.RECEIPT).Header.Get(frame.ReceiptId); got != "bye" {
+		t.Errorf("RECEIPT for %q, want bye", got)
+	}
+	h.expectClientEOF()
+}
