@@ -114,6 +114,14 @@ type Config struct {
 	// a client (see spares.go); 0 starts each child when its client
 	// connects.
 	SpareChildren int
+	// MaxSpareChildren bounds the pool when it grows after a burst found
+	// it empty (spares.go); at or below SpareChildren the pool keeps
+	// SpareChildren and never grows.
+	MaxSpareChildren int
+	// SpareIdleTimeout is how long the pool must go without a client
+	// finding it empty before it halves what it grew by (retiring the
+	// spares above the new size); 0 means one minute.
+	SpareIdleTimeout time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -277,7 +285,7 @@ func New(cfg Config) (*Broker, error) {
 	}
 	b.admit = newAdmission(cfg.Limits, b.quit)
 	if cfg.SpareChildren > 0 {
-		b.spares = newSparePool(b, cfg.SpareChildren)
+		b.spares = newSparePool(b, cfg.SpareChildren, cfg.MaxSpareChildren, cfg.SpareIdleTimeout)
 	}
 	if cfg.MetricsListener != nil {
 		b.metrics = newMetrics(func() float64 { return float64(b.admit.count()) })
@@ -352,7 +360,7 @@ func (b *Broker) Serve(ctx context.Context) error {
 	lim := b.admit.current()
 	b.log.Info("broker ready", "listen", listenerAddrs(b.cfg.Listeners), "semaphore_set", sem.ID(), "slots", sem.Slots(),
 		"tls_listen", listenerAddrs(b.cfg.TLSListeners), "max_clients", lim.MaxClients,
-		"max_clients_per_ip", lim.MaxClientsPerIP, "accept_rate", lim.AcceptRate, "spare_children", b.cfg.SpareChildren)
+		"max_clients_per_ip", lim.MaxClientsPerIP, "accept_rate", lim.AcceptRate, "spare_children", b.cfg.SpareChildren, "max_spare_children", b.spares.maxSize())
 	if b.cfg.Notifier != nil {
 		if err := b.cfg.Notifier.Ready("accepting clients on " + listenerAddrs(b.allListeners())); err != nil {
 			b.log.Warn("readiness notification failed", "err", err)

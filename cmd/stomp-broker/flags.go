@@ -51,6 +51,8 @@ const (
 	flagMetricsListen   = "metrics-listen"
 	flagConfig          = "config"
 	flagSpareChildren   = "spare-children"
+	flagMaxSpares       = "max-spare-children"
+	flagSpareIdle       = "spare-idle-timeout"
 )
 
 // Defaults of the admission limits and the spare pool. They keep a 2-core,
@@ -63,6 +65,7 @@ const (
 	defaultAcceptRate      = 100 // × ~5.5 ms of CPU per start ≈ half of one core, sustained
 	defaultAcceptBurst     = 200 // 200 clients arriving at once are all started at once
 	defaultSpareChildren   = 8   // 8 × ~2 MiB = 16 MiB kept ready; a burst beyond waits for starts
+	defaultMaxSpares       = 64  // after bursts: 64 × ~1.3 MiB ≈ 80 MiB at most, until a quiet minute halves it
 )
 
 func env(name string) []string { return []string{"STOMP_BROKER_" + name} }
@@ -98,6 +101,10 @@ func serveFlags() []cli.Flag {
 			Usage: "client processes that may start at once before --accept-rate applies"},
 		&cli.IntFlag{Name: flagSpareChildren, Value: defaultSpareChildren, EnvVars: env("SPARE_CHILDREN"),
 			Usage: "client processes kept started and waiting, so a new client does not wait for one to start; they count against --max-clients (0 = start each on connect)"},
+		&cli.IntFlag{Name: flagMaxSpares, Value: defaultMaxSpares, EnvVars: env("MAX_SPARE_CHILDREN"),
+			Usage: "most spare processes the pool grows to: each client that finds no spare waiting adds one, so the next burst of that size finds them (at or below --spare-children: no growth)"},
+		&cli.DurationFlag{Name: flagSpareIdle, Value: time.Minute, EnvVars: env("SPARE_IDLE_TIMEOUT"),
+			Usage: "after this long with no client finding the spare pool empty, the pool halves what it grew by, retiring the oldest spares, and again after each further quiet spell"},
 		&cli.IntFlag{Name: flagMaxFrameSize, Value: 4 << 20, EnvVars: env("MAX_FRAME_SIZE"), Usage: "largest frame body in `BYTES` a client may send"},
 		&cli.IntFlag{Name: flagMaxHeaders, Value: 128, EnvVars: env("MAX_HEADERS"), Usage: "most headers in one frame"},
 		&cli.IntFlag{Name: flagMaxHeaderLine, Value: 8192, EnvVars: env("MAX_HEADER_LINE"), Usage: "longest command or header line in `BYTES`"},
