@@ -190,13 +190,13 @@ func TestSparePoolGrowsAfterABurstAndShrinksBack(t *testing.T) {
 	const lo, hi = 2, 8
 	metrics := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	b := brokertest.Start(t, "--spare-children", strconv.Itoa(lo), "--max-spare-children", strconv.Itoa(hi),
-		"--spare-idle-timeout", "5s", "--metrics-listen", metrics)
+		"--spare-idle-timeout", "6s", "--metrics-listen", metrics)
 	waitSpares(t, b, lo)
 	waitMetric(t, metrics, "stomp_broker_spare_pool_size", lo)
 
 	// 16 clients against 2 spares: each one that finds no spare waiting
 	// (most of them; a replacement ready in time serves one) grows the pool,
-	// up to 8.
+	// up to 8. The spares above 2 start a second after the burst.
 	first := connectBurst(t, b, 16)
 	grown := 0
 	poll.Eventually(t, 5*time.Second, "the pool grown", func() bool {
@@ -221,7 +221,7 @@ func TestSparePoolGrowsAfterABurstAndShrinksBack(t *testing.T) {
 		}
 	}
 
-	// Quiet: e.g. 8 -> 5 -> 3 -> 2, one halving per 5 s, the oldest spares
+	// Quiet: e.g. 8 -> 5 -> 3 -> 2, one halving per 6 s, the oldest spares
 	// retiring.
 	poll.Eventually(t, 40*time.Second, "the pool's size back at 2", func() bool {
 		return scrape(t, metrics)["stomp_broker_spare_pool_size"] == lo

@@ -64,6 +64,15 @@ const defaultSpareIdleTimeout = time.Minute
 // and 3.6–5 ms); one at a time, p50 1.5–5 ms and 0.9–1.8 ms.
 const spareQuiet = 20 * time.Millisecond
 
+// spareGrowQuiet is how long the refiller waits after the last client
+// arrived (handed a spare or not) before it starts a spare above
+// Config.SpareChildren, the part the pool grew by: those are for the next
+// burst, and started while clients keep arriving they only compete with
+// them. Measured with 1,000 clients, 16 at a time, on 2 cores: starting
+// them at once (after spareQuiet) cut the sustained connection rate from
+// 504–579/s to 317–546/s.
+const spareGrowQuiet = time.Second
+
 // spare is one waiting spare child. While it waits, a watcher goroutine
 // reads its socketpair to notice its death; take stops the watcher before
 // handing the spare a client.
@@ -237,12 +246,21 @@ func (p *sparePool) run() {
 	}
 }
 
-// waitQuiet waits until spareQuiet has passed since the last handoff; false
-// if the broker began stopping meanwhile.
+// waitQuiet waits until spareQuiet has passed since the last handoff, or,
+// for a spare above the base size, spareGrowQuiet since the last client
+// arrived; false if the broker began stopping meanwhile. The spare being
+// started is already counted in p.starting.
 func (p *sparePool) waitQuiet() bool {
 	for {
 		p.mu.Lock()
 		wait := time.Until(p.lastTake.Add(spareQuiet))
+		if len(p.idle)+p.starting > p.min {
+			last := p.lastTake
+			if p.lastMiss.After(last) {
+				last = p.lastMiss
+			}
+			wait = time.Until(last.Add(spareGrowQuiet))
+		}
 		p.mu.Unlock()
 		if wait <= 0 {
 			return true
