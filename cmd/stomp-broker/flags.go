@@ -60,12 +60,12 @@ const (
 // from one host connect at once; README.md ("Limits against connection
 // floods") has the measurements and the arithmetic behind them.
 const (
-	defaultMaxClients      = 500 // processes, spares included: 500 × ~2 MiB Pss ≈ 1 GiB
+	defaultMaxClients      = 500 // processes, spares included: 500 × ~1.25 MiB Pss ≈ 625 MiB
 	defaultMaxClientsPerIP = 250 // half the broker for one host; 200 clients from one host fit
-	defaultAcceptRate      = 100 // × ~5.5 ms of CPU per start ≈ half of one core, sustained
+	defaultAcceptRate      = 100 // × ~5 ms of CPU per client (parent and child) ≈ half of one core, sustained
 	defaultAcceptBurst     = 200 // 200 clients arriving at once are all started at once
-	defaultSpareChildren   = 8   // 8 × ~2 MiB = 16 MiB kept ready; a burst beyond waits for starts
-	defaultMaxSpares       = 64  // after bursts: 64 × ~1.3 MiB ≈ 80 MiB at most, until a quiet minute halves it
+	defaultSpareChildren   = 8   // 8 × ~1.25 MiB = 10 MiB kept ready; a burst beyond waits for starts
+	defaultMaxSpares       = 64  // after bursts: 64 × ~1.25 MiB = 80 MiB at most, until a quiet minute halves it
 )
 
 func env(name string) []string { return []string{"STOMP_BROKER_" + name} }
