@@ -126,16 +126,14 @@ func TestSpareServesAClientStartedBeforeIt(t *testing.T) {
 	}
 }
 
-// TestSpareBurstLargerThanThePool: 20 clients at once against 3 spares
-// are all served.
-func TestSpareBurstLargerThanThePool(t *testing.T) {
-	b := brokertest.Start(t, "--spare-children", "3")
-	waitSpares(t, b, 3)
-	const clients = 20
+// connectBurst connects n clients at once and returns them; it fails the
+// test unless every one gets CONNECTED.
+func connectBurst(t *testing.T, b *brokertest.Broker, n int) []*brokertest.Raw {
+	t.Helper()
 	var wg sync.WaitGroup
-	errs := make(chan error, clients)
-	raws := make(chan *brokertest.Raw, clients)
-	for i := 0; i < clients; i++ {
+	errs := make(chan error, n)
+	raws := make([]*brokertest.Raw, n)
+	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -150,7 +148,7 @@ func TestSpareBurstLargerThanThePool(t *testing.T) {
 			if err != nil || f.Command != frame.CONNECTED {
 				errs <- fmt.Errorf("client %d: %v %v", i, f, err)
 			}
-			raws <- r
+			raws[i] = r
 		}()
 	}
 	wg.Wait()
@@ -159,12 +157,85 @@ func TestSpareBurstLargerThanThePool(t *testing.T) {
 		t.Error(err)
 	}
 	if t.Failed() {
-		return
+		t.FailNow()
 	}
+	return raws
+}
+
+// TestSpareBurstLargerThanThePool: 20 clients at once against 3 spares
+// are all served, and the pool grows by the clients that found no spare
+// waiting (--max-spare-children's default is above 20).
+func TestSpareBurstLargerThanThePool(t *testing.T) {
+	b := brokertest.Start(t, "--spare-children", "3")
+	waitSpares(t, b, 3)
+	const clients = 20
+	connectBurst(t, b, clients)
 	if n := len(brokerChildren(b.PID)); n != clients {
 		t.Errorf("%d client processes, want %d", n, clients)
 	}
-	waitSpares(t, b, 3)
+	// Most of the 17 clients beyond the pool found no spare waiting (a
+	// replacement ready in time serves one), and each of those grew it.
+	poll.Eventually(t, 20*time.Second, "the pool grown past its 3 spares", func() bool {
+		return len(b.Spares(t)) > 3
+	})
+}
+
+// TestSparePoolGrowsAfterABurstAndShrinksBack: a burst larger than the pool
+// grows it, never past --max-spare-children, so that the next burst of the
+// grown size is served entirely by spares started before it; after
+// --spare-idle-timeout with no client finding the pool empty the pool
+// halves what it grew by, until it is back at --spare-children, and the
+// clients connected meanwhile are not affected.
+func TestSparePoolGrowsAfterABurstAndShrinksBack(t *testing.T) {
+	const lo, hi = 2, 8
+	metrics := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	b := brokertest.Start(t, "--spare-children", strconv.Itoa(lo), "--max-spare-children", strconv.Itoa(hi),
+		"--spare-idle-timeout", "6s", "--metrics-listen", metrics)
+	waitSpares(t, b, lo)
+	waitMetric(t, metrics, "stomp_broker_spare_pool_size", lo)
+
+	// 16 clients against 2 spares: each one that finds no spare waiting
+	// (most of them; a replacement ready in time serves one) grows the pool,
+	// up to 8. The spares above 2 start a second after the burst.
+	first := connectBurst(t, b, 16)
+	grown := 0
+	poll.Eventually(t, 5*time.Second, "the pool grown", func() bool {
+		grown = int(scrape(t, metrics)["stomp_broker_spare_pool_size"])
+		return grown > lo
+	})
+	if grown > hi {
+		t.Fatalf("pool size %d after the burst, want at most %d", grown, hi)
+	}
+	spares := waitSpares(t, b, grown)
+
+	// The next burst of that size is served by those spares, every one
+	// started before it.
+	burstStart := time.Now()
+	second := connectBurst(t, b, grown)
+	for _, r := range second {
+		pid := childServing(t, b, r.Conn.LocalAddr().String())
+		if !slices.Contains(spares, pid) {
+			t.Errorf("client %s served by %d, not by one of the spares %v", r.Conn.LocalAddr(), pid, spares)
+		} else if st := startTime(t, pid); !st.Before(burstStart) {
+			t.Errorf("child %d started at %v, not before the burst (%v)", pid, st, burstStart)
+		}
+	}
+
+	// Quiet: e.g. 8 -> 5 -> 3 -> 2, one halving per 6 s, the oldest spares
+	// retiring.
+	poll.Eventually(t, 40*time.Second, "the pool's size back at 2", func() bool {
+		return scrape(t, metrics)["stomp_broker_spare_pool_size"] == lo
+	})
+	waitSpares(t, b, lo)
+	b.WaitLog(t, fmt.Sprintf(`spare pool shrinks after a quiet spell.*from=%d to=%d`, grown, lo+(grown-lo)/2), 5*time.Second)
+	if n, want := len(brokerChildren(b.PID)), len(first)+len(second); n != want {
+		t.Errorf("%d client processes after the shrink, want all %d still connected", n, want)
+	}
+	r := first[0]
+	r.Send("SUBSCRIBE\nid:1\ndestination:/topic/shrink\n\n\x00")
+	syncRaw(t, r)
+	second[0].Send("SEND\ndestination:/topic/shrink\n\nstill here\x00")
+	r.ExpectMessage("still here")
 }
 
 // TestKilledSpareIsReplaced: kill -9 of a waiting spare starts another;
@@ -339,8 +410,14 @@ func TestSpareFloodStaysBounded(t *testing.T) {
 	for _, c := range conns {
 		c.Close()
 	}
-	// Freed slots become spares again, and the broker serves.
-	waitSpares(t, b, 8)
+	// Freed slots become spares again (at least the 8; more if the flood
+	// grew the pool, never past --max-clients), and the broker serves.
+	poll.Eventually(t, 20*time.Second, "8 or more spares again", func() bool {
+		return len(b.Spares(t)) >= 8
+	})
+	if n := len(brokertest.Descendants(b.PID)); n > maxClients {
+		t.Errorf("%d processes after the flood, want at most %d", n, maxClients)
+	}
 	b.Raw(t).Connect()
 }
 

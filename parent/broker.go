@@ -124,6 +124,14 @@ type Config struct {
 	// PostgreSQL database, for topics and temporary reply queues (see
 	// package cluster). The broker closes it on shutdown.
 	Cluster *cluster.Bus
+	// MaxSpareChildren bounds the pool when it grows after a burst found
+	// it empty (spares.go); at or below SpareChildren the pool keeps
+	// SpareChildren and never grows.
+	MaxSpareChildren int
+	// SpareIdleTimeout is how long the pool must go without a client
+	// finding it empty before it halves what it grew by (retiring the
+	// spares above the new size); 0 means one minute.
+	SpareIdleTimeout time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -303,7 +311,7 @@ func New(cfg Config) (*Broker, error) {
 	}
 	b.admit = newAdmission(cfg.Limits, b.quit)
 	if cfg.SpareChildren > 0 {
-		b.spares = newSparePool(b, cfg.SpareChildren)
+		b.spares = newSparePool(b, cfg.SpareChildren, cfg.MaxSpareChildren, cfg.SpareIdleTimeout)
 	}
 	if cfg.MetricsListener != nil {
 		b.metrics = newMetrics(func() float64 { return float64(b.admit.count()) })
@@ -372,7 +380,7 @@ func (b *Broker) Serve(ctx context.Context) error {
 	lim := b.admit.current()
 	b.log.Info("broker ready", "listen", listenerAddrs(b.cfg.Listeners), "semaphore_set", sem.ID(), "slots", sem.Slots(),
 		"tls_listen", listenerAddrs(b.cfg.TLSListeners), "ws_listen", listenerAddrs(b.cfg.WSListeners), "wss_listen", listenerAddrs(b.cfg.WSSListeners), "max_clients", lim.MaxClients,
-		"max_clients_per_ip", lim.MaxClientsPerIP, "accept_rate", lim.AcceptRate, "spare_children", b.cfg.SpareChildren)
+		"max_clients_per_ip", lim.MaxClientsPerIP, "accept_rate", lim.AcceptRate, "spare_children", b.cfg.SpareChildren, "max_spare_children", b.spares.maxSize())
 	if b.cfg.Notifier != nil {
 		if err := b.cfg.Notifier.Ready("accepting clients on " + listenerAddrs(b.allListeners())); err != nil {
 			b.log.Warn("readiness notification failed", "err", err)

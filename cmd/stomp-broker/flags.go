@@ -52,6 +52,8 @@ const (
 	flagConfig          = "config"
 	flagSpareChildren   = "spare-children"
 	flagConsoleListen   = "console-listen"
+	flagMaxSpares       = "max-spare-children"
+	flagSpareIdle       = "spare-idle-timeout"
 )
 
 // Flag names of STOMP over WebSocket (see README.md, "Browsers").
@@ -66,11 +68,12 @@ const (
 // from one host connect at once; README.md ("Limits against connection
 // floods") has the measurements and the arithmetic behind them.
 const (
-	defaultMaxClients      = 500 // processes, spares included: 500 × ~2 MiB Pss ≈ 1 GiB
+	defaultMaxClients      = 500 // processes, spares included: 500 × ~1.25 MiB Pss ≈ 625 MiB
 	defaultMaxClientsPerIP = 250 // half the broker for one host; 200 clients from one host fit
-	defaultAcceptRate      = 100 // × ~5.5 ms of CPU per start ≈ half of one core, sustained
+	defaultAcceptRate      = 100 // × ~5 ms of CPU per client (parent and child) ≈ half of one core, sustained
 	defaultAcceptBurst     = 200 // 200 clients arriving at once are all started at once
-	defaultSpareChildren   = 8   // 8 × ~2 MiB = 16 MiB kept ready; a burst beyond waits for starts
+	defaultSpareChildren   = 8   // 8 × ~1.25 MiB = 10 MiB kept ready; a burst beyond waits for starts
+	defaultMaxSpares       = 64  // after bursts: 64 × ~1.25 MiB = 80 MiB at most, until a quiet minute halves it
 )
 
 func env(name string) []string { return []string{"STOMP_BROKER_" + name} }
@@ -114,6 +117,10 @@ func serveFlags() []cli.Flag {
 			Usage: "client processes that may start at once before --accept-rate applies"},
 		&cli.IntFlag{Name: flagSpareChildren, Value: defaultSpareChildren, EnvVars: env("SPARE_CHILDREN"),
 			Usage: "client processes kept started and waiting, so a new client does not wait for one to start; they count against --max-clients (0 = start each on connect)"},
+		&cli.IntFlag{Name: flagMaxSpares, Value: defaultMaxSpares, EnvVars: env("MAX_SPARE_CHILDREN"),
+			Usage: "most spare processes the pool grows to: each client that finds no spare waiting adds one, so the next burst of that size finds them (at or below --spare-children: no growth)"},
+		&cli.DurationFlag{Name: flagSpareIdle, Value: time.Minute, EnvVars: env("SPARE_IDLE_TIMEOUT"),
+			Usage: "after this long with no client finding the spare pool empty, the pool halves what it grew by, retiring the oldest spares, and again after each further quiet spell"},
 		&cli.IntFlag{Name: flagMaxFrameSize, Value: 4 << 20, EnvVars: env("MAX_FRAME_SIZE"), Usage: "largest frame body in `BYTES` a client may send"},
 		&cli.IntFlag{Name: flagMaxHeaders, Value: 128, EnvVars: env("MAX_HEADERS"), Usage: "most headers in one frame"},
 		&cli.IntFlag{Name: flagMaxHeaderLine, Value: 8192, EnvVars: env("MAX_HEADER_LINE"), Usage: "longest command or header line in `BYTES`"},

@@ -62,7 +62,7 @@ func checkFlags(c *cli.Context) error {
 	if c.Int(flagSlots) > 30000 {
 		bad(flagSlots, "at most 30000 (the kernel's SEMMSL), got %d", c.Int(flagSlots))
 	}
-	for _, f := range []string{flagMaxClients, flagMaxSubscriptions, flagMaxClientsPerIP, flagAcceptBurst, flagSpareChildren} {
+	for _, f := range []string{flagMaxClients, flagMaxSubscriptions, flagMaxClientsPerIP, flagAcceptBurst, flagSpareChildren, flagMaxSpares} {
 		if c.Int(f) < 0 {
 			bad(f, "must not be negative, got %d", c.Int(f))
 		}
@@ -72,6 +72,9 @@ func checkFlags(c *cli.Context) error {
 	}
 	if c.Int64(flagMaxQueueMemory) <= 0 {
 		bad(flagMaxQueueMemory, "must be positive")
+	}
+	if c.Duration(flagSpareIdle) <= 0 {
+		bad(flagSpareIdle, "must be positive")
 	}
 	if c.Duration(flagConnectTimeout) <= 0 {
 		bad(flagConnectTimeout, "must be positive")
@@ -243,6 +246,8 @@ func serve(c *cli.Context) (err error) {
 		WatchdogInterval: notifier.WatchdogInterval(),
 		Trace:            c.Bool(flagTrace),
 		SpareChildren:    c.Int(flagSpareChildren),
+		MaxSpareChildren: c.Int(flagMaxSpares),
+		SpareIdleTimeout: c.Duration(flagSpareIdle),
 		SemaphoreCreated: func(id int) {
 			if recordPath != "" {
 				if err := semaphore.WriteRecord(recordPath, id); err != nil {
