@@ -3,6 +3,7 @@ package parent
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"github.com/stomp-broker/stomp-broker/ipc"
 )
@@ -40,16 +41,44 @@ func TestOutboxFlushKeepsOrder(t *testing.T) {
 	}
 	o.flush(parentEnd)
 	o.close()
-	var got []byte
-	for len(got) < len(want) {
-		b, err := child.ReadBatch()
-		if err != nil {
-			t.Fatalf("ReadBatch after %d of %d bytes: %v", len(got), len(want), err)
-		}
-		got = append(got, b...)
+
+	// Read in a goroutine so that lost records fail the test at the
+	// deadline (closing the child's end ends a blocked ReadBatch) instead
+	// of hanging it.
+	type result struct {
+		got []byte
+		err error
 	}
-	<-done
-	if !bytes.Equal(got, want) {
-		t.Errorf("child read %d bytes that differ from the %d pushed", len(got), len(want))
+	read := make(chan result, 1)
+	go func() {
+		var got []byte
+		for len(got) < len(want) {
+			b, err := child.ReadBatch()
+			if err != nil {
+				read <- result{got, err}
+				return
+			}
+			got = append(got, b...)
+		}
+		read <- result{got, nil}
+	}()
+	var r result
+	select {
+	case r = <-read:
+	case <-time.After(10 * time.Second):
+		child.Close()
+		r = <-read
+		t.Fatalf("child read %d of %d bytes in 10s: records were lost (%v)", len(r.got), len(want), r.err)
+	}
+	if r.err != nil {
+		t.Fatalf("ReadBatch after %d of %d bytes: %v", len(r.got), len(want), r.err)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("writer goroutine did not exit after close")
+	}
+	if !bytes.Equal(r.got, want) {
+		t.Errorf("child read %d bytes that differ from the %d pushed", len(r.got), len(want))
 	}
 }
