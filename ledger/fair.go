@@ -10,7 +10,11 @@ package ledger
 //
 //   - a batch holds the fair share of what is ready: ceil(ready /
 //     consumers with credit), capped by the credit of the consumers it is
-//     offered to and by maxOfferBatch;
+//     offered to and by maxOfferBatch; but when every consumer with
+//     credit is equally served and what is ready fills all their credit,
+//     the batch is what the winner can take: nobody can be short-changed
+//     then, since what the winner leaves still fills the others, and the
+//     winner's next race waits until they have caught up;
 //   - it is offered to the least-served consumers with credit only (each
 //     queue counts, per consumer, the messages granted to it), so a child
 //     that just won steps back from the next race until the others have
@@ -25,11 +29,12 @@ package ledger
 const fairCap = maxOfferBatch
 
 // least normalises q's served counts so that the least-served consumer
-// with credit is at 0, and returns the number of subscriptions with credit
-// and the largest credit of one least-served subscription (what a winner
-// of the next offer can take). Both are 0 if nobody has credit.
-func (q *queue) least() (withCredit, best int) {
-	low := 0
+// with credit is at 0, and returns the number of subscriptions with credit,
+// the largest credit of one least-served subscription (what a winner of
+// the next offer can take), and whether every subscription with credit is
+// least-served (all served alike). The counts are 0 if nobody has credit.
+func (q *queue) least() (withCredit, best int, tied bool) {
+	low, atLow := 0, 0
 	for sub, c := range q.subs {
 		credit := sub.prefetch - sub.inflight
 		if credit <= 0 {
@@ -38,9 +43,10 @@ func (q *queue) least() (withCredit, best int) {
 		withCredit++
 		switch s := q.served[c]; {
 		case withCredit == 1 || s < low:
-			low, best = s, credit
+			low, best, atLow = s, credit, 1
 		case s == low:
 			best = max(best, credit)
+			atLow++
 		}
 	}
 	if low != 0 {
@@ -48,7 +54,7 @@ func (q *queue) least() (withCredit, best int) {
 			q.served[c] = min(max(s-low, -fairCap), fairCap)
 		}
 	}
-	return withCredit, best
+	return withCredit, best, atLow == withCredit
 }
 
 // preferred reports whether c is among q's least-served consumers with
@@ -58,9 +64,16 @@ func (q *queue) preferred(c Consumer) bool { return q.served[c] <= 0 }
 
 // fairBatch is the size of the next batch of q: its share of the ready
 // messages for each of the withCredit subscriptions with credit, at most
-// best (what one winner can take) and maxOfferBatch, at least one.
-func fairBatch(ready, withCredit, best int) int {
+// best (what one winner can take) and maxOfferBatch, at least one. When
+// the subscriptions with credit are tied (all served alike) and the ready
+// messages fill all their credit (total), the share does not apply: the
+// batch is what the winner can take, so a consumer whose credit came back
+// in full is not fed in halves.
+func fairBatch(ready, withCredit, best, total int, tied bool) int {
 	share := (ready + withCredit - 1) / max(withCredit, 1)
+	if tied && ready >= total {
+		share = ready
+	}
 	return max(1, min(share, best, maxOfferBatch))
 }
 

@@ -373,9 +373,10 @@ func (q *queue) creditStats() (total, best int) {
 // also asks the store for more when the consumers could take them.
 //
 // Each offer is a batch: the fair share of the ready messages for each
-// consumer with credit, no more than one of the least-served consumers can
-// take (they get the offer, see fair.go), at most maxOfferBatch, and no
-// more than the credit left.
+// consumer with credit (or, when they are all served alike and the ready
+// messages fill all their credit, what the winner can take), no more than
+// one of the least-served consumers can take (they get the offer, see
+// fair.go), at most maxOfferBatch, and no more than the credit left.
 func (l *Ledger) pump(q *queue) {
 	// One batch of a queue on offer at a time. What a winner could not
 	// take goes back to the front before the next batch is formed, so no
@@ -388,14 +389,14 @@ func (l *Ledger) pump(q *queue) {
 		if room <= 0 {
 			break
 		}
-		withCredit, best := q.least()
+		withCredit, best, tied := q.least()
 		if len(l.free) == 0 {
 			l.hungry[q] = true
 			return
 		}
 		n := l.free[len(l.free)-1]
 		l.free = l.free[:len(l.free)-1]
-		k := min(q.ready.len(), room, fairBatch(q.ready.len(), withCredit, best))
+		k := min(q.ready.len(), room, fairBatch(q.ready.len(), withCredit, best, total, tied))
 		batch := l.slots[n].msgs[:0]
 		for len(batch) < k {
 			m := q.ready.popFront()
