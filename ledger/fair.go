@@ -20,6 +20,17 @@ package ledger
 //     that just won steps back from the next race until the others have
 //     caught up; ties race as before.
 //
+// At low rates (a batch of one message) the offer goes to one of the
+// least-served consumers only: when several are tied and at least one of
+// them holds nothing (its child is idle, so it answers at once), the offer
+// goes to one such idle consumer, preferring one that did not win the last
+// batch. Every child
+// an offer reaches wakes up and races, and all but the winner woke for
+// nothing; the token still decides, and the served counts still rotate
+// the offers. When nobody is idle, or the batch is larger, all the
+// least-served race as before, so that under load whichever child is
+// free first takes the batch.
+//
 // The counts are relative: the least-served consumer with credit is at 0,
 // and they are kept within ±maxOfferBatch, so a consumer that subscribes
 // late, or had no credit for a while, gets at most a batch or so ahead of
@@ -82,4 +93,34 @@ func (q *queue) servedBy(c Consumer, n int) {
 	if n > 0 {
 		q.served[c] = min(q.served[c]+n, fairCap)
 	}
+}
+
+// idleOne returns one consumer of eligible whose subscriptions to q hold
+// no message, preferring one that is not q.lastWinner; nil if none is
+// idle or eligible has fewer than two consumers (nothing to save).
+func (q *queue) idleOne(eligible []Consumer) Consumer {
+	if len(eligible) < 2 {
+		return nil
+	}
+	var pick Consumer
+	for _, c := range eligible {
+		if !q.idle(c) {
+			continue
+		}
+		if c != q.lastWinner {
+			return c
+		}
+		pick = c
+	}
+	return pick
+}
+
+// idle reports whether none of c's subscriptions to q holds a message.
+func (q *queue) idle(c Consumer) bool {
+	for sub, o := range q.subs {
+		if o == c && sub.inflight > 0 {
+			return false
+		}
+	}
+	return true
 }

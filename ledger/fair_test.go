@@ -159,3 +159,64 @@ func TestLedgerOfferFollowsTheLeastServedAway(t *testing.T) {
 		t.Fatalf("after b left: offers to a %v, want the offer b had", again)
 	}
 }
+
+// TestLedgerOneMessageWakesOneIdleChild: at low rates (one message per
+// batch) an offer goes to one idle consumer, not to every least-served
+// one (the others would wake and lose the race); single messages still
+// alternate between the two. When neither is idle (both hold an unacked
+// message), the offer goes to both again. Before the rule every offer
+// between tied consumers went to both.
+func TestLedgerOneMessageWakesOneIdleChild(t *testing.T) {
+	tb := newTestLedger(t, 16, 1<<20)
+	prod, a, b := tb.fakeChild(), tb.fakeChild(), tb.fakeChild()
+	cons := []*fakeConsumer{a, b}
+	tb.subscribe(t, a, "1", "/queue/i", "client-individual", 4)
+	tb.subscribe(t, b, "1", "/queue/i", "client-individual", 4)
+	got := make([]int, 2)
+	for i := range 10 {
+		tb.sendBatch(t, prod, "/queue/i", 1)
+		offers := offersTo(t, cons)
+		if len(offers[0])+len(offers[1]) != 1 {
+			t.Fatalf("message %d: offers %v, want one OFFER to one child", i, offers)
+		}
+		w := 0
+		if len(offers[1]) == 1 {
+			w = 1
+		}
+		o := offers[w][0]
+		tb.sem.Take(o.Slot)
+		tb.claim(t, cons[w], ipc.Claim{Slot: o.Slot, Gen: o.Gen, SubID: "1", MessageID: o.MessageID, Count: 1})
+		drain(t, cons[w])
+		tb.settle(t, cons[w], o.MessageID, true)
+		drain(t, cons[0])
+		drain(t, cons[1])
+		got[w]++
+	}
+	if got[0] != 5 || got[1] != 5 {
+		t.Fatalf("single messages went %v, want [5 5]", got)
+	}
+
+	// Both hold one unacked message: nobody is idle, both race.
+	held := make([]string, 2)
+	for i := range 2 {
+		tb.sendBatch(t, prod, "/queue/i", 1)
+		offers := offersTo(t, cons)
+		w := 0
+		if len(offers[0]) == 0 {
+			w = 1
+		}
+		o := offers[w][0]
+		tb.sem.Take(o.Slot)
+		tb.claim(t, cons[w], ipc.Claim{Slot: o.Slot, Gen: o.Gen, SubID: "1", MessageID: o.MessageID, Count: 1})
+		drain(t, cons[0])
+		drain(t, cons[1])
+		held[w] = o.MessageID
+		if i == 1 && (held[0] == "" || held[1] == "") {
+			t.Fatalf("the two messages went to one child: %v", held)
+		}
+	}
+	tb.sendBatch(t, prod, "/queue/i", 1)
+	if offers := offersTo(t, cons); len(offers[0]) != 1 || len(offers[1]) != 1 {
+		t.Fatalf("with both busy: offers %v, want one to each", offers)
+	}
+}

@@ -167,6 +167,9 @@ type queue struct {
 	// served counts the messages granted to each consumer, relative to
 	// the least-served one with credit (fair.go).
 	served map[Consumer]int
+	// lastWinner is the consumer granted the queue's last batch (fair.go:
+	// an offer to one idle consumer goes to someone else if it can).
+	lastWinner Consumer
 	// durable-store bookkeeping (durable.go)
 	fetching bool // a Lease call is under way
 }
@@ -439,7 +442,7 @@ func (l *Ledger) arm(n int) {
 }
 
 // offer sends slot n's current offer to the least-served consumers of its
-// queue with credit (fair.go), or to only one child if to is not nil (and
+// queue with credit (fair.go; to just one of them if one is idle), or to only one child if to is not nil (and
 // it is one of them). A message taken back after an ack-timeout goes to
 // every consumer with credit but the one that sat on it. With fresh set,
 // only children that were not sent this generation's offer get it.
@@ -467,6 +470,14 @@ func (l *Ledger) offer(n int, to Consumer, fresh bool) {
 				eligible = append(eligible[:i], eligible[i+1:]...)
 				break
 			}
+		}
+	}
+	// A batch of one message (the low-rate case) wakes one idle child
+	// rather than all the least-served (fair.go).
+	if fair && to == nil && !fresh && len(s.msgs) == 1 {
+		if c := m.q.idleOne(eligible); c != nil {
+			clear(eligible)
+			eligible = append(eligible[:0], c)
 		}
 	}
 	l.offerTo = eligible
@@ -565,6 +576,7 @@ func (l *Ledger) grant(c Consumer, sub *Subscription, n, want int) {
 	l.free = append(l.free, n)
 	take := min(want, max(0, sub.prefetch-sub.inflight))
 	q.servedBy(c, take)
+	q.lastWinner = c
 	for i, m := range batch {
 		delete(q.offered, m)
 		if i >= take {
@@ -700,6 +712,9 @@ func (l *Ledger) Unsubscribe(sub *Subscription) {
 	}
 	delete(q.subs, sub)
 	delete(q.served, sub.c)
+	if q.lastWinner == sub.c {
+		q.lastWinner = nil
+	}
 	l.requeueHeldBy(func(m *qmsg) bool { return m.sub == sub }, "consumer unsubscribed")
 	// The offer on the table may have gone to this consumer alone (the
 	// least served): show it to whoever is least served now.
