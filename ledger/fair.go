@@ -21,15 +21,12 @@ package ledger
 //     caught up; ties race as before.
 //
 // At low rates (a batch of one message) the offer goes to one of the
-// least-served consumers only: when several are tied and at least one of
-// them holds nothing (its child is idle, so it answers at once), the offer
-// goes to one such idle consumer, preferring one that did not win the last
-// batch. Every child
-// an offer reaches wakes up and races, and all but the winner woke for
-// nothing; the token still decides, and the served counts still rotate
-// the offers. When nobody is idle, or the batch is larger, all the
-// least-served race as before, so that under load whichever child is
-// free first takes the batch.
+// least-served consumers only, preferably one whose child is idle (it
+// holds nothing, so it answers at once) and did not win the last batch:
+// every child an offer reaches wakes up and races, and all but the winner
+// woke for nothing. The token still decides, and the served counts still
+// rotate the offers. A larger batch goes to all the least-served, so that
+// under load whichever child is free first takes it.
 //
 // The counts are relative: the least-served consumer with credit is at 0,
 // and they are kept within ±maxOfferBatch, so a consumer that subscribes
@@ -95,22 +92,27 @@ func (q *queue) servedBy(c Consumer, n int) {
 	}
 }
 
-// idleOne returns one consumer of eligible whose subscriptions to q hold
-// no message, preferring one that is not q.lastWinner; nil if none is
-// idle or eligible has fewer than two consumers (nothing to save).
-func (q *queue) idleOne(eligible []Consumer) Consumer {
+// pickOne returns the consumer of eligible a one-message offer goes to,
+// or nil if eligible has fewer than two consumers (nothing to save). It
+// prefers one whose subscriptions to q hold nothing (its child is idle and
+// answers at once), then one that did not win q's last batch.
+func (q *queue) pickOne(eligible []Consumer) Consumer {
 	if len(eligible) < 2 {
 		return nil
 	}
 	var pick Consumer
+	best := -1
 	for _, c := range eligible {
-		if !q.idle(c) {
-			continue
+		score := 0
+		if q.idle(c) {
+			score += 2
 		}
 		if c != q.lastWinner {
-			return c
+			score++
 		}
-		pick = c
+		if score > best {
+			pick, best = c, score
+		}
 	}
 	return pick
 }

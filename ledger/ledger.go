@@ -442,7 +442,7 @@ func (l *Ledger) arm(n int) {
 }
 
 // offer sends slot n's current offer to the least-served consumers of its
-// queue with credit (fair.go; to just one of them if one is idle), or to only one child if to is not nil (and
+// queue with credit (fair.go; to just one of them for a batch of one), or to only one child if to is not nil (and
 // it is one of them). A message taken back after an ack-timeout goes to
 // every consumer with credit but the one that sat on it. With fresh set,
 // only children that were not sent this generation's offer get it.
@@ -472,10 +472,10 @@ func (l *Ledger) offer(n int, to Consumer, fresh bool) {
 			}
 		}
 	}
-	// A batch of one message (the low-rate case) wakes one idle child
-	// rather than all the least-served (fair.go).
+	// A batch of one message (the low-rate case) wakes one child rather
+	// than all the least-served (fair.go).
 	if fair && to == nil && !fresh && len(s.msgs) == 1 {
-		if c := m.q.idleOne(eligible); c != nil {
+		if c := m.q.pickOne(eligible); c != nil {
 			clear(eligible)
 			eligible = append(eligible[:0], c)
 		}
