@@ -32,8 +32,9 @@ const wait = 10 * time.Second
 
 // record is one record the child sent to the parent.
 type record struct {
-	kind ipc.Kind
-	body []byte
+	kind  ipc.Kind
+	body  []byte
+	batch int // which batch (one write of the child) it came in, from 1
 }
 
 // String describes r compactly, for comparing with a test's expectations:
@@ -216,7 +217,7 @@ func (h *harness) readClient() {
 
 func (h *harness) readParent() {
 	defer close(h.recs)
-	for {
+	for n := 1; ; n++ {
 		b, err := h.parent.ReadBatch()
 		if err != nil {
 			return
@@ -228,7 +229,7 @@ func (h *harness) readParent() {
 				h.recs <- record{}
 				return
 			}
-			h.recs <- record{kind: k, body: append([]byte(nil), body...)}
+			h.recs <- record{kind: k, body: append([]byte(nil), body...), batch: n}
 			b = rest
 		}
 	}

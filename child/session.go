@@ -61,8 +61,10 @@ type session struct {
 	disconnectToken uint64 // SYNCED for this token ends the session (0 = none)
 
 	toParent []byte   // records to send to the parent at the end of this wake-up
-	autoAcks []string // auto-mode queue deliveries to ACK once written to the socket
-	scratch  []byte   // encoding buffer for frames to the client
+	autoAcks []string // auto-mode queue deliveries to ACK once written to the socket (see flush)
+	// ackDue is set when the auto-ACKs held back have waited autoAckHold.
+	ackDue  bool
+	scratch []byte // encoding buffer for frames to the client
 
 	readWindow atomic.Int64  // heart-beat read window in ns for the client reader; 0 = none
 	beatEvery  time.Duration // negotiated interval of the broker's heart-beats; 0 = none
@@ -88,7 +90,12 @@ type subscription struct {
 	prefetch int
 	inflight int      // queue messages claimed or delivered and not yet acked
 	pending  []string // client-mode message ids in delivery order, for cumulative ACK
+	held     int      // auto-mode deliveries written whose ACK is held back (flush)
 }
+
+// autoAckHold bounds how long the ACKs of written auto-mode messages wait
+// for a record they can ride with (see flush).
+const autoAckHold = 10 * time.Millisecond
 
 // txOp is a frame held back until its transaction commits.
 type txOp struct {
@@ -139,6 +146,12 @@ func (s *session) run() {
 
 	var beat *time.Timer
 	var beatC <-chan time.Time
+	// One timer for the held auto-ACKs, armed when the first is held back
+	// and stopped when they go out, not one per message.
+	ackHold := time.NewTimer(autoAckHold)
+	ackHold.Stop()
+	defer ackHold.Stop()
+	holding := false
 	for !s.done {
 		if s.beatEvery > 0 && beat == nil {
 			beat = time.NewTimer(s.heartBeat(time.Now()))
@@ -152,6 +165,9 @@ func (s *session) run() {
 			s.onParent(ev)
 		case now := <-beatC:
 			beat.Reset(s.heartBeat(now))
+		case <-ackHold.C:
+			holding = false
+			s.ackDue = true
 		case <-s.term:
 			s.fail(stompwire.ErrTextDisconnectedByOperator, "", "")
 		}
@@ -170,6 +186,14 @@ func (s *session) run() {
 			}
 		}
 		s.flush()
+		switch {
+		case len(s.autoAcks) == 0 && holding:
+			ackHold.Stop()
+			holding = false
+		case len(s.autoAcks) > 0 && !holding:
+			ackHold.Reset(autoAckHold)
+			holding = true
+		}
 	}
 }
 
@@ -239,8 +263,18 @@ func (s *session) readParent(out chan<- parentEvent) {
 }
 
 // flush sends what this wake-up produced: frames to the client first, then
-// records to the parent (including the ACKs of auto-mode messages, which
+// records to the parent, led by the ACKs of auto-mode messages (which
 // count as consumed only once written).
+//
+// Those ACKs only give the parent its count of the subscription's credit
+// back, so they are held back, to ride with the next record this child
+// sends anyway (a CLAIM, typically, a fraction of a millisecond later at a
+// steady rate), rather than waking the parent once more per message. They
+// go at once when the session ends, when a subscription has half its
+// prefetch held back (the parent's view of its credit stays at least
+// half), or when they have waited autoAckHold (the session loop's timer
+// sets ackDue). They lead the batch, so the parent never sees a record the
+// client sent later (an UNSUBSCRIBE, say) before them.
 func (s *session) flush() {
 	if s.cw.Buffered() > 0 {
 		s.lastWrite = time.Now()
@@ -250,13 +284,25 @@ func (s *session) flush() {
 			return
 		}
 	}
-	for _, id := range s.autoAcks {
-		if s.cfg.Trace {
-			s.log.Info("trace", "pid", os.Getpid(), "hop", ipc.HopAck, "record", ipc.KindAck.String(), "message-id", id, "ack", "auto: the MESSAGE is written")
+	if len(s.autoAcks) > 0 && (len(s.toParent) > 0 || s.ackDue || s.done || s.ackPressure()) {
+		acks := s.scratch[:0]
+		for _, id := range s.autoAcks {
+			if s.cfg.Trace {
+				s.log.Info("trace", "pid", os.Getpid(), "hop", ipc.HopAck, "record", ipc.KindAck.String(), "message-id", id, "ack", "auto: the MESSAGE is written")
+			}
+			acks = ipc.AppendText(acks, ipc.KindAck, id)
 		}
-		s.toParent = ipc.AppendText(s.toParent, ipc.KindAck, id)
+		s.scratch = acks
+		s.toParent = append(s.toParent, acks...)
+		copy(s.toParent[len(acks):], s.toParent[:len(s.toParent)-len(acks)])
+		copy(s.toParent, acks)
+		clear(s.autoAcks)
+		s.autoAcks = s.autoAcks[:0]
+		for _, sub := range s.subs {
+			sub.held = 0
+		}
+		s.ackDue = false
 	}
-	s.autoAcks = s.autoAcks[:0]
 	if len(s.toParent) > 0 {
 		if err := s.parent.WriteBatch(s.toParent); err != nil {
 			s.log.Warn("parent went away", "err", err)
@@ -264,6 +310,17 @@ func (s *session) flush() {
 		}
 		s.toParent = s.toParent[:0]
 	}
+}
+
+// ackPressure reports whether a subscription has half its prefetch (at
+// least one message) in auto-ACKs held back.
+func (s *session) ackPressure() bool {
+	for _, sub := range s.subs {
+		if sub.held > 0 && sub.held >= sub.prefetch/2 {
+			return true
+		}
+	}
+	return false
 }
 
 // finish closes both connections; the parent sees EOF and forgets (or
@@ -481,6 +538,7 @@ func (s *session) onGrant(key, msgID string, enc []byte) {
 			sub.inflight--
 		}
 		s.autoAcks = append(s.autoAcks, msgID)
+		sub.held++
 		return
 	}
 	sub.pending = append(sub.pending, msgID)

@@ -963,3 +963,41 @@ func TestDisconnectEndsDurableSubscriptionsFirst(t *testing.T) {
 	}
 	h.expectClientEOF()
 }
+
+// TestAutoAcksAreHeldBack: the ACK of a written auto-mode message does not
+// wake the parent on its own; it leads the next record the child sends
+// anyway, goes at once when a subscription has half its prefetch held
+// back, and otherwise after autoAckHold. Before, each went in a batch of
+// its own as soon as the MESSAGE was written.
+func TestAutoAcksAreHeldBack(t *testing.T) {
+	cfg := testConfig()
+	cfg.Slots = 2
+
+	t.Run("it rides with the next CLAIM", func(t *testing.T) {
+		h := start(t, cfg)
+		h.connect("1.2")
+		key := grantQueue(h, 1, frame.Ack, "auto", stompwire.HeaderPrefetchCount, "8")
+		offer(h, 2, 1, 1)
+		recs := h.expectRecords("ACK m-1", "CLAIM slot 2 gen 1 sub "+key+" m-1 x1")
+		if recs[0].batch != recs[1].batch {
+			t.Fatalf("the ACK came in batch %d, the CLAIM in batch %d: want one batch", recs[0].batch, recs[1].batch)
+		}
+	})
+
+	t.Run("it leads an UNSUBSCRIBE", func(t *testing.T) {
+		h := start(t, cfg)
+		h.connect("1.2")
+		grantQueue(h, 1, frame.Ack, "auto", stompwire.HeaderPrefetchCount, "8")
+		h.send(frame.UNSUBSCRIBE, "", frame.Id, "s")
+		h.expectRecords("ACK m-1", "FRAME UNSUBSCRIBE /queue/a")
+	})
+
+	t.Run("half the prefetch goes at once, and a lone ACK after the hold", func(t *testing.T) {
+		for _, prefetch := range []string{"2", "8"} {
+			h := start(t, cfg)
+			h.connect("1.2")
+			grantQueue(h, 1, frame.Ack, "auto", stompwire.HeaderPrefetchCount, prefetch)
+			h.expectRecords("ACK m-1")
+		}
+	})
+}

@@ -198,3 +198,51 @@ func recordSize(b []byte) (int, error) {
 	}
 	return 1 + w + int(n), nil
 }
+
+// TryWriteBatch is WriteBatch that never blocks: it writes packed packets
+// of whole records while the socket takes them without waiting, and
+// returns how many bytes of records went out (always a whole number of
+// records). It stops early, with a nil error, when the socket's buffer is
+// full or at a record that needs fragmenting; the caller hands the rest to
+// WriteBatch. It must not run concurrently with WriteBatch.
+func (c *Conn) TryWriteBatch(records []byte) (int, error) {
+	rc, err := c.uc.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	written := 0
+	var werr error
+	err = rc.Write(func(fd uintptr) bool {
+		for written < len(records) {
+			rest := records[written:]
+			n := 0
+			for n < len(rest) {
+				size, err := recordSize(rest[n:])
+				if err != nil {
+					werr = err
+					return true
+				}
+				if n+size > MaxPacket-1 {
+					break
+				}
+				n += size
+			}
+			if n == 0 {
+				return true // a record for WriteBatch to fragment
+			}
+			c.wpkt = append(append(c.wpkt[:0], flagBatch), rest[:n]...)
+			if _, err := unix.Write(int(fd), c.wpkt); err != nil {
+				if err != unix.EAGAIN && err != unix.EINTR {
+					werr = err
+				}
+				return true // one attempt only: never wait for room
+			}
+			written += n
+		}
+		return true
+	})
+	if err == nil {
+		err = werr
+	}
+	return written, err
+}

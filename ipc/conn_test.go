@@ -291,3 +291,44 @@ func TestWriteBatchRejectsBrokenRecords(t *testing.T) {
 		})
 	}
 }
+
+// TestTryWriteBatchNeverBlocks fills a socket nobody reads: TryWriteBatch
+// must return, having written a whole number of records, and WriteBatch
+// of the rest must complete the stream in order once the reader drains it.
+// A record that needs fragmenting is left to WriteBatch.
+func TestTryWriteBatchNeverBlocks(t *testing.T) {
+	records := ackRecords(40, 40<<10) // far more than a socket buffer
+	records = append(records, bigRecord(MaxPacket+5)...)
+	w, r := connPair(t)
+	n, err := w.TryWriteBatch(records)
+	if err != nil {
+		t.Fatalf("TryWriteBatch: %v", err)
+	}
+	if n == 0 || n >= len(records) {
+		t.Fatalf("TryWriteBatch wrote %d of %d bytes, want some but not all", n, len(records))
+	}
+	if _, err := recordSize(records[n:]); err != nil {
+		t.Fatalf("TryWriteBatch stopped inside a record at %d: %v", n, err)
+	}
+	werr := make(chan error, 1)
+	go func() { werr <- w.WriteBatch(records[n:]) }()
+	var got []byte
+	for len(got) < len(records) {
+		b, err := r.ReadBatch()
+		if err != nil {
+			t.Fatalf("ReadBatch after %d bytes: %v", len(got), err)
+		}
+		got = append(got, b...)
+	}
+	if err := <-werr; err != nil {
+		t.Fatalf("WriteBatch: %v", err)
+	}
+	if !bytes.Equal(got, records) {
+		t.Errorf("read %d bytes that differ from the %d written", len(got), len(records))
+	}
+
+	// Only a fragmented record: nothing for TryWriteBatch to do.
+	if n, err := w.TryWriteBatch(bigRecord(MaxPacket + 5)); n != 0 || err != nil {
+		t.Errorf("TryWriteBatch of one oversized record = %d, %v; want 0, nil", n, err)
+	}
+}

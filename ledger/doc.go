@@ -38,7 +38,8 @@
 // least-served consumers with credit (each queue counts what it granted
 // to each consumer, relative to the least-served one, within
 // ±maxOfferBatch), so a winner steps back from the next race until the
-// others have had theirs. Ties race; the token, the CLAIM and the GRANT
+// others have had theirs. Ties race (a batch of one message goes to one
+// of them only, so the others do not wake to lose); the token, the CLAIM and the GRANT
 // still commit every win, and one batch of a queue at a time keeps
 // per-producer order per consumer.
 //

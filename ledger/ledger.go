@@ -169,6 +169,9 @@ type queue struct {
 	// served counts the messages granted to each consumer, relative to
 	// the least-served one with credit (fair.go).
 	served map[Consumer]int
+	// lastWinner is the consumer granted the queue's last batch (fair.go:
+	// an offer to one idle consumer goes to someone else if it can).
+	lastWinner Consumer
 	// durable-store bookkeeping (durable.go)
 	fetching bool // a Lease call is under way
 }
@@ -381,9 +384,10 @@ func (q *queue) creditStats() (total, best int) {
 // also asks the store for more when the consumers could take them.
 //
 // Each offer is a batch: the fair share of the ready messages for each
-// consumer with credit, no more than one of the least-served consumers can
-// take (they get the offer, see fair.go), at most maxOfferBatch, and no
-// more than the credit left.
+// consumer with credit (or, when they are all served alike and the ready
+// messages fill all their credit, what the winner can take), no more than
+// one of the least-served consumers can take (they get the offer, see
+// fair.go), at most maxOfferBatch, and no more than the credit left.
 func (l *Ledger) pump(q *queue) {
 	// One batch of a queue on offer at a time. What a winner could not
 	// take goes back to the front before the next batch is formed, so no
@@ -396,14 +400,14 @@ func (l *Ledger) pump(q *queue) {
 		if room <= 0 {
 			break
 		}
-		withCredit, best := q.least()
+		withCredit, best, tied := q.least()
 		if len(l.free) == 0 {
 			l.hungry[q] = true
 			return
 		}
 		n := l.free[len(l.free)-1]
 		l.free = l.free[:len(l.free)-1]
-		k := min(q.ready.len(), room, fairBatch(q.ready.len(), withCredit, best))
+		k := min(q.ready.len(), room, fairBatch(q.ready.len(), withCredit, best, total, tied))
 		batch := l.slots[n].msgs[:0]
 		for len(batch) < k {
 			m := q.ready.popFront()
@@ -446,7 +450,7 @@ func (l *Ledger) arm(n int) {
 }
 
 // offer sends slot n's current offer to the least-served consumers of its
-// queue with credit (fair.go), or to only one child if to is not nil (and
+// queue with credit (fair.go; to just one of them for a batch of one), or to only one child if to is not nil (and
 // it is one of them). A message taken back after an ack-timeout goes to
 // every consumer with credit but the one that sat on it. With fresh set,
 // only children that were not sent this generation's offer get it.
@@ -474,6 +478,14 @@ func (l *Ledger) offer(n int, to Consumer, fresh bool) {
 				eligible = append(eligible[:i], eligible[i+1:]...)
 				break
 			}
+		}
+	}
+	// A batch of one message (the low-rate case) wakes one child rather
+	// than all the least-served (fair.go).
+	if fair && to == nil && !fresh && len(s.msgs) == 1 {
+		if c := m.q.pickOne(eligible); c != nil {
+			clear(eligible)
+			eligible = append(eligible[:0], c)
 		}
 	}
 	l.offerTo = eligible
@@ -572,6 +584,7 @@ func (l *Ledger) grant(c Consumer, sub *Subscription, n, want int) {
 	l.free = append(l.free, n)
 	take := min(want, max(0, sub.prefetch-sub.inflight))
 	q.servedBy(c, take)
+	q.lastWinner = c
 	for i, m := range batch {
 		delete(q.offered, m)
 		if i >= take {
@@ -711,6 +724,9 @@ func (l *Ledger) Unsubscribe(sub *Subscription) {
 	}
 	delete(q.subs, sub)
 	delete(q.served, sub.c)
+	if q.lastWinner == sub.c {
+		q.lastWinner = nil
+	}
 	l.requeueHeldBy(func(m *qmsg) bool { return m.sub == sub }, "consumer unsubscribed")
 	// The offer on the table may have gone to this consumer alone (the
 	// least served): show it to whoever is least served now.

@@ -239,6 +239,9 @@ type Broker struct {
 	// asyncPending counts Broker.async calls whose result has not been
 	// applied yet; shutdown waits for them.
 	asyncPending int
+	// dirty lists the children whose outboxes got records since the last
+	// flushOutboxes.
+	dirty []*childProc
 }
 
 // evApply carries the result of work done off the event loop (a store
@@ -440,6 +443,7 @@ func (b *Broker) Serve(ctx context.Context) error {
 		case <-watchdog:
 			b.pingWatchdog()
 		}
+		b.flushOutboxes()
 		if b.fatalErr != nil {
 			stop()
 			return b.fatalErr
@@ -717,8 +721,10 @@ func readRequestHead(r io.Reader) {
 	}
 }
 
-// handle applies one event. It runs only on the event loop.
+// handle applies one event and writes the records it queued for children.
+// It runs only on the event loop.
 func (b *Broker) handle(ev event) {
+	defer b.flushOutboxes()
 	switch ev := ev.(type) {
 	case evChildStarted:
 		c := ev.c

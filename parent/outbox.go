@@ -7,19 +7,26 @@ import (
 )
 
 // outbox is the bounded queue of records waiting to be written to one
-// child. The event loop appends without ever blocking; the child's writer
-// goroutine drains it. Everything appended while the writer is busy goes
-// out together in the writer's next batch, which is how one system call
-// comes to carry many messages under load.
+// child. The event loop appends without ever blocking (push), and once it
+// has handled an event it flushes what that event queued: it writes it
+// itself when the writer goroutine is idle and the socket takes it at
+// once, which spares a goroutine wake-up per write; whatever the socket
+// does not take at once goes to the child's writer goroutine, which may
+// block. Everything appended while a write is under way goes out together
+// in the next batch, which is how one system call comes to carry many
+// messages under load.
 //
-// Ownership: the event loop calls push, replace and close; the writer
-// goroutine calls run. The mutex guards buf and closed only.
+// Ownership: the event loop calls push, flush, replace and close; the
+// writer goroutine calls run. The mutex guards buf, spare, writing and
+// closed only.
 type outbox struct {
-	mu     sync.Mutex
-	buf    []byte // records not yet taken by the writer
-	limit  int    // push refuses to grow buf past this many bytes
-	closed bool
-	wake   chan struct{} // capacity 1: "there is something to write"
+	mu      sync.Mutex
+	buf     []byte // records not yet taken by a writer
+	spare   []byte // an empty buffer to swap in for buf
+	limit   int    // push refuses to grow buf past this many bytes
+	closed  bool
+	writing bool          // a batch taken from buf is being written (by flush or run)
+	wake    chan struct{} // capacity 1: "there is something to write"
 }
 
 func newOutbox(limit int) *outbox {
@@ -40,8 +47,43 @@ func (o *outbox) push(records []byte) bool {
 	}
 	o.buf = append(o.buf, records...)
 	o.mu.Unlock()
-	o.signal()
 	return true
+}
+
+// flush writes what push queued. Unless a write is already under way (the
+// writer goroutine then takes buf after it), it takes buf and writes it
+// without blocking (ipc.Conn.TryWriteBatch); what the socket did not take
+// goes back to the front of buf for the writer goroutine. After a write
+// error the outbox closes, as run's does.
+func (o *outbox) flush(conn *ipc.Conn) {
+	o.mu.Lock()
+	if o.writing || o.closed || len(o.buf) == 0 {
+		o.mu.Unlock()
+		return
+	}
+	batch := o.buf
+	o.buf, o.spare = o.spare[:0], nil
+	o.writing = true
+	o.mu.Unlock()
+
+	n, err := conn.TryWriteBatch(batch)
+
+	o.mu.Lock()
+	o.writing = false
+	if err == nil && n < len(batch) {
+		// Only the event loop pushes, so buf is still empty: the rest
+		// keeps its place in front.
+		o.buf = append(o.buf[:0], batch[n:]...)
+		o.spare = batch[:0]
+		o.mu.Unlock()
+		o.signal()
+		return
+	}
+	o.spare = batch[:0]
+	o.mu.Unlock()
+	if err != nil {
+		o.close()
+	}
 }
 
 // replace discards whatever is pending and queues records instead, past
@@ -85,9 +127,14 @@ func (o *outbox) run(conn *ipc.Conn) {
 	for range o.wake {
 		for {
 			o.mu.Lock()
+			if o.writing { // flush is writing; it signals if it leaves a rest
+				o.mu.Unlock()
+				break
+			}
 			batch := o.buf
 			o.buf = spare[:0]
 			closed := o.closed
+			o.writing = len(batch) > 0
 			o.mu.Unlock()
 			if len(batch) == 0 {
 				spare = batch
@@ -96,7 +143,11 @@ func (o *outbox) run(conn *ipc.Conn) {
 				}
 				break
 			}
-			if err := conn.WriteBatch(batch); err != nil {
+			err := conn.WriteBatch(batch)
+			o.mu.Lock()
+			o.writing = false
+			o.mu.Unlock()
+			if err != nil {
 				o.close()
 				return
 			}

@@ -278,6 +278,9 @@ func fuzzSeeds() []fuzzScript {
 			op(4, 0, 0x01).op(4, 0, 0x00).op(5, 0, 1).op(5, 0, 0).op(6, 0, 40).op(4, 0, 0).op(7, 0).op(6, 0, 1),
 		fuzzScript(nil).batch(0, subQ).batch(2, subQ).batch(1, sendJob, sendJob, sendQ).
 			op(4, 2, 0).op(4, 0, 0).op(5, 0, 0).op(6, 0, 255).op(4, 2, 0).op(5, 2, 0).batch(0, unsub).op(7, 1),
+		// One consumer sits on a message past its ack-timeout (REVOKE),
+		// whichever child a one-message offer would have picked.
+		fuzzScript(nil).batch(0, subQ).batch(1, sendQ).op(4, 0, 0).op(6, 0, 255).op(5, 0, 0),
 		fuzzScript(nil).batch(0, subQ).batch(1, sendQ).
 			batch(0, ipc.AppendClaim(nil, ipc.Claim{Slot: 4, Gen: 1, SubID: "1", MessageID: "t-1", Count: 9})).
 			batch(0, ipc.AppendClaim(nil, ipc.Claim{Slot: 1 << 40, Gen: 1, SubID: "nope", MessageID: "t-1"})).

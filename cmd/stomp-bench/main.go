@@ -13,6 +13,8 @@
 //     before the first SEND. msgs/s is measured from the first SEND to the
 //     last delivery. Every body carries "producer:seq:stamp;" and the run
 //     checks each id for loss, duplication and per-producer reordering.
+//     With --rate, the producers together send at that steady rate
+//     (each at rate/P) and end-to-end latency is reported too.
 //   - topic: one producer, K subscribers of one /topic/ destination; the
 //     rate is deliveries/s (N*K over the elapsed time), with p50/p99
 //     latency over all deliveries; every subscriber must see every message
@@ -94,6 +96,7 @@ type config struct {
 	Clients       int
 	Concurrency   int
 	Rate          float64
+	QueueRate     float64 // --rate when given for the queue scenario, else 0 (as fast as possible)
 	Destination   string
 	Timeout       time.Duration
 	Idle          time.Duration
@@ -157,6 +160,9 @@ func (c config) validate() error {
 	if c.Scenario == "latency" && c.Rate <= 0 {
 		return bad("--rate must be positive for the latency scenario")
 	}
+	if c.QueueRate < 0 {
+		return bad("--rate must not be negative")
+	}
 	if c.Work < 0 || c.TopicRate < 0 {
 		return bad("--work and --topic-rate must not be negative")
 	}
@@ -187,12 +193,12 @@ func newApp(stdout io.Writer) *cli.App {
 			&cli.IntFlag{Name: "window", Value: 1, Usage: "outstanding receipts per producer (persistent)"},
 			&cli.IntFlag{Name: "clients", Value: 100, Usage: "idle clients to open (conns)"},
 			&cli.IntFlag{Name: "concurrency", Value: 16, Usage: "connects in flight at once (conns)"},
-			&cli.Float64Flag{Name: "rate", Value: 1000, Usage: "send rate in msgs/s (latency)"},
+			&cli.Float64Flag{Name: "rate", Value: 1000, Usage: "send rate in msgs/s (latency; queue when given: over all producers, which then also reports latency)"},
 			&cli.StringFlag{Name: "destination", Usage: "destination (default: a fresh /queue/ or /topic/ name per run)"},
 			&cli.DurationFlag{Name: "timeout", Value: 120 * time.Second, Usage: "bound on the whole run"},
 			&cli.DurationFlag{Name: "idle", Value: 5 * time.Second, Usage: "after the producers finish, stop waiting for missing messages when none arrived for this long (they count as lost)"},
 			&cli.StringFlag{Name: "subscribe-sync", Value: syncReceipt, Usage: "how to learn a subscription is live: receipt (RECEIPT for SUBSCRIBE) or probe (a receipted BEGIN+ABORT after it, for servers that do not receipt SUBSCRIBE, e.g. go-stomp)"},
-			&cli.IntFlag{Name: "broker-pid", Usage: "broker `PID` whose process tree's Pss is sampled (conns)"},
+			&cli.IntFlag{Name: "broker-pid", Usage: "broker `PID` whose process tree's Pss (conns) or CPU per message (queue, latency) is sampled"},
 			&cli.DurationFlag{Name: "settle", Value: 500 * time.Millisecond, Usage: "pause before the Pss sample with all clients connected (conns)"},
 			&cli.BoolFlag{Name: "json", Usage: "print only the JSON line"},
 			&cli.StringSliceFlag{Name: "subscriber-addrs", Usage: "topic: spread the subscribers round-robin over these brokers' `HOST:PORT`s (default --addr); the run waits --settle after subscribing, for brokers to learn each other's subscriptions"},
@@ -213,6 +219,9 @@ func newApp(stdout io.Writer) *cli.App {
 				SubscribeSync: c.String("subscribe-sync"), BrokerPID: c.Int("broker-pid"),
 				Settle: c.Duration("settle"), JSONOnly: c.Bool("json"), Work: c.Duration("work"),
 				SubscriberAddrs: c.StringSlice("subscriber-addrs"), TopicRate: c.Float64("topic-rate"),
+			}
+			if cfg.Scenario == "queue" && c.IsSet("rate") {
+				cfg.QueueRate = cfg.Rate
 			}
 			return runAndReport(c.Context, cfg, stdout)
 		},

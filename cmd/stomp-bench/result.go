@@ -51,6 +51,9 @@ type result struct {
 	PssPerClientKiB *float64 `json:"pss_per_client_kib,omitempty"`
 	BrokerProcs     *int     `json:"broker_procs,omitempty"`
 
+	BrokerCPUMs       *float64 `json:"broker_cpu_ms,omitempty"`         // with --broker-pid: CPU of the broker's process tree during the run
+	BrokerCPUUsPerMsg *float64 `json:"broker_cpu_us_per_msg,omitempty"` // the same per message sent
+
 	verdict counts // kept for the exit status
 }
 
@@ -66,6 +69,9 @@ func newResult(cfg config) *result {
 			cfg.Producers, cfg.Consumers, cfg.Messages, cfg.Size, cfg.Ack, cfg.Prefetch
 		if cfg.Scenario == "persistent" {
 			r.Window = cfg.Window
+		}
+		if cfg.Scenario == "queue" {
+			r.Rate = cfg.QueueRate
 		}
 	case "topic":
 		r.Producers, r.Subscribers, r.Messages, r.Size, r.Ack, r.Prefetch =
@@ -144,6 +150,9 @@ func (r *result) human() string {
 		if r.Scenario == "persistent" {
 			fmt.Fprintf(&b, " window=%d", r.Window)
 		}
+		if r.Rate > 0 {
+			fmt.Fprintf(&b, " at %.0f msgs/s", r.Rate)
+		}
 	case "fair":
 		fmt.Fprintf(&b, "fair %s: burst of %d → %dC ack=%s work=%gms", r.Destination, r.Messages, r.Consumers, r.Ack, r.WorkMs)
 	case "topic":
@@ -171,6 +180,9 @@ func (r *result) human() string {
 	}
 	if r.Lost != nil {
 		fmt.Fprintf(&b, "; lost %d, duplicated %d, reordered %d, invalid %d", *r.Lost, *r.Duplicated, *r.Reordered, *r.Invalid)
+	}
+	if r.BrokerCPUUsPerMsg != nil {
+		fmt.Fprintf(&b, "; broker CPU %.0f ms, %.1f µs per message", *r.BrokerCPUMs, *r.BrokerCPUUsPerMsg)
 	}
 	if r.PssPerClientKiB != nil {
 		fmt.Fprintf(&b, "; broker Pss %d → %d KiB over %d processes, %.1f KiB per client",

@@ -81,7 +81,7 @@ func runQueue(ctx context.Context, cfg config, persistent bool) (*result, error)
 	}
 	rcvs := make([]*receiver, len(consumers))
 	for i, s := range consumers {
-		rcvs[i] = newReceiver(led, cfg.Producers, false)
+		rcvs[i] = newReceiver(led, cfg.Producers, cfg.QueueRate > 0)
 		t.spawn(func() error { return consume(s, "c"+strconv.Itoa(i), cfg.Ack, rcvs[i], cfg.Work) })
 	}
 	producers, err := dialProducers(t, cfg, cfg.Producers)
@@ -90,11 +90,12 @@ func runQueue(ctx context.Context, cfg config, persistent bool) (*result, error)
 	}
 
 	lastReceipts := make([]time.Duration, len(producers))
+	cpu := startCPU(cfg.BrokerPID)
 	start := sinceEpoch()
 	for i, s := range producers {
 		t.spawnProducer(func() error {
 			if !persistent {
-				return produce(s, dest, i, cfg.Messages, cfg.Size, 0)
+				return produce(s, dest, i, cfg.Messages, cfg.Size, cfg.QueueRate/float64(cfg.Producers))
 			}
 			last, err := produceReceipted(s, dest, i, cfg.Messages, cfg.Size, cfg.Window)
 			lastReceipts[i] = last
@@ -110,6 +111,9 @@ func runQueue(ctx context.Context, cfg config, persistent bool) (*result, error)
 	}
 
 	res := newResult(cfg)
+	if err := cpu.record(res, cfg.Producers*cfg.Messages); err != nil {
+		return nil, err
+	}
 	res.Destination = dest
 	res.Delivered = led.delivered()
 	elapsed := end - start
@@ -117,6 +121,13 @@ func runQueue(ctx context.Context, cfg config, persistent bool) (*result, error)
 		elapsed = slices.Max(lastReceipts) - start
 	}
 	res.setRate(elapsed, cfg.Producers*cfg.Messages)
+	if cfg.QueueRate > 0 {
+		var all []time.Duration
+		for _, r := range rcvs {
+			all = append(all, r.latencies...)
+		}
+		res.setLatencies(all)
+	}
 	res.setCounts(collectCounts([]*ledger{led}, rcvs))
 	return res, nil
 }
@@ -215,6 +226,7 @@ func runLatency(ctx context.Context, cfg config) (*result, error) {
 		return nil, err
 	}
 
+	cpu := startCPU(cfg.BrokerPID)
 	start := sinceEpoch()
 	t.spawnProducer(func() error { return produce(producers[0], dest, 0, cfg.Messages, cfg.Size, cfg.Rate) })
 	rcvs := []*receiver{rcv}
@@ -224,6 +236,9 @@ func runLatency(ctx context.Context, cfg config) (*result, error) {
 	}
 
 	res := newResult(cfg)
+	if err := cpu.record(res, cfg.Messages); err != nil {
+		return nil, err
+	}
 	res.Destination = dest
 	res.Delivered = led.delivered()
 	res.setRate(end-start, cfg.Messages)
