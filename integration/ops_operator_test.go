@@ -278,7 +278,7 @@ func TestBadUsersFileIsRefused(t *testing.T) {
 	r := b.Raw(t)
 	r.Send("CONNECT\naccept-version:1.2\nhost:x\nlogin:alice\npasscode:looking-glass\n\n\x00")
 	r.ExpectError("access denied", "")
-	b.WaitLog(t, `level=WARN msg="login refused" role=child client=\S+ login=alice`, 5*time.Second)
+	b.WaitLog(t, `level=WARN msg="login refused" role=child client=\S+ transport=tcp login=alice`, 5*time.Second)
 	if strings.Contains(b.Logs(), "looking-glass") {
 		t.Errorf("the passcode is in the log:\n%s", b.Logs())
 	}
