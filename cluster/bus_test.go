@@ -2,59 +2,16 @@ package cluster
 
 import (
 	"bytes"
-	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"net/url"
-	"os"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/stomp-broker/stomp-broker/internal/pgtest"
 )
 
 // testDSN returns a DSN on a schema of the test's own in the test
 // database, or skips the test (fails it under STOMP_BROKER_REQUIRE_ALL=1).
-func testDSN(t *testing.T) string {
-	t.Helper()
-	dsn := os.Getenv("STOMP_BROKER_TEST_POSTGRES")
-	if dsn == "" {
-		msg := "STOMP_BROKER_TEST_POSTGRES is not set: cluster tests not run (eval \"$(scripts/start-test-postgres)\" to run them)"
-		if os.Getenv("STOMP_BROKER_REQUIRE_ALL") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	admin, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	var r [6]byte
-	rand.Read(r[:])
-	schema := "ct_" + hex.EncodeToString(r[:])
-	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if _, err := admin.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-		admin.Close(ctx)
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+func testDSN(t *testing.T) string { return pgtest.FreshSchema(t, "ct_") }
 
 func openBus(t *testing.T, dsn string) *Bus {
 	t.Helper()

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/stomp-broker/stomp-broker/control"
 	"github.com/stomp-broker/stomp-broker/internal/brokertest"
+	"github.com/stomp-broker/stomp-broker/internal/pgtest"
 	"github.com/stomp-broker/stomp-broker/internal/poll"
 	"github.com/stomp-broker/stomp-broker/stompwire"
 )
@@ -28,14 +28,11 @@ func stores(t *testing.T) map[string]func(t *testing.T) string {
 	}
 }
 
-// postgresDSN returns a DSN for a fresh schema-free database, or skips.
+// postgresDSN returns a DSN on a fresh schema of the test database, or
+// skips (fails under STOMP_BROKER_REQUIRE_ALL=1).
 func postgresDSN(t *testing.T) string {
 	t.Helper()
-	dsn := os.Getenv("STOMP_BROKER_TEST_POSTGRES")
-	if dsn == "" {
-		brokertest.Missing(t, "STOMP_BROKER_TEST_POSTGRES is not set (run: eval \"$(scripts/start-test-postgres)\")")
-	}
-	return freshPostgres(t, dsn)
+	return pgtest.FreshSchema(t, "it_")
 }
 
 // rawSend sends a SEND with a receipt and waits for the RECEIPT; it returns it.

@@ -1,11 +1,9 @@
 package store_test
 
 import (
-	"context"
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/go-stomp/stomp/v3/frame"
 
+	"github.com/stomp-broker/stomp-broker/internal/pgtest"
 	"github.com/stomp-broker/stomp-broker/internal/poll"
 	"github.com/stomp-broker/stomp-broker/stompwire"
 	"github.com/stomp-broker/stomp-broker/store"
@@ -106,37 +105,13 @@ func newSchwartzSQLite(t *testing.T) *schwartzDB {
 // newSchwartzPostgres gives the test its own schema (search_path), dropped
 // at cleanup.
 func newSchwartzPostgres(t *testing.T) *schwartzDB {
-	dsn := requirePostgres(t)
-	admin, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema := "ts_" + randomHex(t, 8)
-	if _, err := admin.ExecContext(testContext(t), "CREATE SCHEMA "+schema); err != nil {
-		admin.Close()
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if _, err := admin.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-		admin.Close()
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	db, err := sql.Open("pgx", u.String())
+	dsn := pgtest.FreshSchema(t, "ts_")
+	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() }) // registered last: closed before the schema is dropped
-	return &schwartzDB{spec: u.String(), db: db, pg: true}
+	return &schwartzDB{spec: dsn, db: db, pg: true}
 }
 
 // forEachSchwartz runs fn as a subtest per backend.
