@@ -37,6 +37,9 @@ type topicSubs struct {
 	writing int
 	waiters []func()
 	echoes  []echo
+	// early are announcements of this broker's changes that came back
+	// before the store call that made them returned to the event loop.
+	early []echo
 }
 
 // echo is a stored subscription change of this broker awaiting the
@@ -70,18 +73,28 @@ func (l *Ledger) subsWritten(queue string, removed bool, err error) {
 		l.topicSubs.endWrite()
 		return
 	}
-	l.topicSubs.echoes = append(l.topicSubs.echoes, echo{queue: queue, removed: removed, since: time.Now()})
+	t := &l.topicSubs
+	e := echo{queue: queue, removed: removed, since: time.Now()}
+	if i := slices.IndexFunc(t.early, e.same); i >= 0 {
+		t.early = slices.Delete(t.early, i, i+1)
+		t.endWrite()
+		return
+	}
+	t.echoes = append(t.echoes, e)
 }
 
-// echoed settles the oldest awaited change c announces.
+func (e echo) same(o echo) bool { return e.queue == o.queue && e.removed == o.removed }
+
+// echoed settles the oldest awaited change c announces, or keeps c for
+// subsWritten if the store call that made it has not returned yet.
 func (t *topicSubs) echoed(c store.SubscriptionChange) {
-	for i, e := range t.echoes {
-		if e.queue == c.Queue && e.removed == c.Removed {
-			t.echoes = slices.Delete(t.echoes, i, i+1)
-			t.endWrite()
-			return
-		}
+	e := echo{queue: c.Queue, removed: c.Removed, since: time.Now()}
+	if i := slices.IndexFunc(t.echoes, e.same); i >= 0 {
+		t.echoes = slices.Delete(t.echoes, i, i+1)
+		t.endWrite()
+		return
 	}
+	t.early = append(t.early, e)
 }
 
 // expireEchoes settles the changes whose announcement has not come back
@@ -95,6 +108,9 @@ func (t *topicSubs) expireEchoes(now time.Time, all bool) {
 	for range before - len(t.echoes) {
 		t.endWrite()
 	}
+	t.early = slices.DeleteFunc(t.early, func(e echo) bool {
+		return all || now.Sub(e.since) >= subsRefresh
+	})
 }
 
 // endWrite notes that one reached the store (or failed), and runs the
