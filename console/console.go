@@ -51,7 +51,8 @@ import (
 
 // Source is the broker the console shows (a *parent.Broker).
 type Source interface {
-	// Snapshot returns clients, spares, queues and topics at one instant.
+	// Snapshot returns clients, spares, queues, topics and the cluster
+	// state (nil without a cluster) at one instant.
 	Snapshot(ctx context.Context) (control.Response, error)
 	// Disconnect sends SIGTERM to the child serving a client; an error for
 	// a pid that is no client's.

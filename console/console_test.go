@@ -3,6 +3,7 @@ package console
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -24,6 +25,7 @@ import (
 type fakeSource struct {
 	mu           sync.Mutex
 	disconnected []int
+	cluster      *control.Cluster // the broker's cluster state, nil for none
 }
 
 func (f *fakeSource) Snapshot(context.Context) (control.Response, error) {
@@ -31,6 +33,7 @@ func (f *fakeSource) Snapshot(context.Context) (control.Response, error) {
 		Clients: []control.Client{{PID: os.Getpid(), Addr: "127.0.0.1:5000", Transport: "tcp", MessagesIn: 3}},
 		Queues:  []control.Queue{{Name: "/queue/a", Depth: 7}},
 		Topics:  []control.Topic{{Name: "/topic/t", Subscribers: 2}},
+		Cluster: f.cluster,
 	}, nil
 }
 
@@ -162,3 +165,32 @@ func TestEventsStream(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestSampleCarriesCluster: a sample says whether the broker is connected
+// to the other brokers (and its node name) when it has a cluster, and
+// carries no cluster field when it has none.
+func TestSampleCarriesCluster(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cluster *control.Cluster
+		want    string // in the sample's JSON; "" for no cluster field
+	}{
+		{"no cluster", nil, ""},
+		{"connected", &control.Cluster{Node: "n1", Connected: true, Sent: 4}, `"cluster":{"node":"n1","connected":true,"sent":4,`},
+		{"cut off", &control.Cluster{Node: "n2"}, `"cluster":{"node":"n2","connected":false,`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSampler(&fakeSource{cluster: tc.cluster}, time.Second, 10, "/proc")
+			data, err := json.Marshal(s.take(context.Background()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch has := strings.Contains(string(data), `"cluster"`); {
+			case tc.want == "" && has:
+				t.Errorf("sample without a cluster has one: %s", data)
+			case tc.want != "" && !strings.Contains(string(data), tc.want):
+				t.Errorf("sample %s lacks %s", data, tc.want)
+			}
+		})
+	}
+}

@@ -49,7 +49,14 @@ type Sample struct {
 	Spares  []control.Spare `json:"spares"`
 	Queues  []control.Queue `json:"queues"`
 	Topics  []Topic         `json:"topics"`
-	Point   Point           `json:"point"`
+	// Cluster is the broker's link to the brokers sharing its database:
+	// its node name, and whether it is connected or cut off. Nil (and
+	// absent from the JSON) for a broker without a cluster.
+	Cluster *control.Cluster `json:"cluster,omitempty"`
+	Point   Point            `json:"point"`
+	// StoreError says the durable store could not be asked for its
+	// counts (the queues lack them); the rest of the sample stands.
+	StoreError string `json:"store_error,omitempty"`
 	// Error is set, and the rest is empty, when the broker could not be
 	// asked (it is stopping, or its event loop did not answer in time).
 	Error string `json:"error,omitempty"`
@@ -191,7 +198,7 @@ func (s *sampler) take(ctx context.Context) Sample {
 		}
 		return float64(now-before) / dt
 	}
-	smp := Sample{Time: now, Spares: snap.Spares, Queues: snap.Queues, Clients: make([]Client, 0, len(snap.Clients)), Topics: make([]Topic, 0, len(snap.Topics))}
+	smp := Sample{Time: now, Spares: snap.Spares, Queues: snap.Queues, Cluster: snap.Cluster, StoreError: snap.StoreError, Clients: make([]Client, 0, len(snap.Clients)), Topics: make([]Topic, 0, len(snap.Topics))}
 	cpu, in, out := map[int]float64{}, map[int]uint64{}, map[int]uint64{}
 	for _, c := range snap.Clients {
 		cl := Client{Client: c}

@@ -138,7 +138,11 @@ type Response struct {
 	// Cluster is the broker's link to the other brokers sharing its
 	// database (answer to "clients"; nil without a cluster).
 	Cluster *Cluster `json:"cluster,omitempty"`
-	Error   string   `json:"error,omitempty"`
+	// StoreError is set by "snapshot" (only) when the durable store could
+	// not be asked for its counts: the rest is the broker's own view, and
+	// Queues lack Stored and DeadLettered.
+	StoreError string `json:"store_error,omitempty"`
+	Error      string `json:"error,omitempty"`
 }
 
 // Cluster is a broker's link to the brokers sharing its PostgreSQL

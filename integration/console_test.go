@@ -272,3 +272,52 @@ func TestConsoleNeedsUsersOffLoopback(t *testing.T) {
 		t.Fatalf("loopback console without --users: status %d, want 200", resp.StatusCode)
 	}
 }
+
+// TestConsoleShowsClusterState: a broker on a shared database shows in its
+// console, rendered in headless Chromium, its node name and that it is
+// connected to the other brokers; CUT OFF while its database connection is
+// cut (a proxy in front of it), and connected again once it is back. A
+// broker without a cluster shows nothing of the kind (TestConsoleInBrowser's
+// page is checked for that here too).
+func TestConsoleShowsClusterState(t *testing.T) {
+	dsn := postgresDSN(t)
+	proxy, viaProxy := newPGProxy(t, dsn)
+	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	_, sock := clusterBroker(t, viaProxy, "console", "--console-listen", addr)
+	node := clusterState(t, sock).Node
+	if node == "" {
+		t.Fatal("the broker reports no cluster node name")
+	}
+
+	ctx := browsertest.New(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+addr+"/"), chromedp.WaitVisible("#clients")); err != nil {
+		t.Fatalf("open console: %v", err)
+	}
+	clusterText := `(document.querySelector("#cluster")?.textContent ?? "")`
+	waitFor := func(what, expr string) {
+		t.Helper()
+		pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		if _, err := chromedp.Run(pctx, chromedp.Poll[bool](expr)); err != nil {
+			text, _ := chromedp.Run(ctx, chromedp.Evaluate[string](clusterText))
+			t.Fatalf("page never showed %s (cluster line %q): %v", what, text, err)
+		}
+	}
+	connected := fmt.Sprintf(`%s.includes(%q) && %s.includes("connected") && !%s.includes("CUT OFF")`, clusterText, node, clusterText, clusterText)
+	waitFor("the node connected", connected)
+	proxy.cut()
+	waitFor("the node cut off", fmt.Sprintf(`%s.includes(%q) && %s.includes("CUT OFF")`, clusterText, node, clusterText))
+	proxy.restore()
+	waitFor("the node connected again", connected)
+
+	// Without a cluster: no cluster line.
+	_, base := consoleBroker(t)
+	url := strings.Replace(base, "http://", "http://root:pw@", 1) + "/"
+	if err := chromedp.Do(ctx, chromedp.Navigate(url), chromedp.WaitVisible("#clients")); err != nil {
+		t.Fatalf("open console: %v", err)
+	}
+	waitFor("a first sample", `document.querySelector("#status")?.textContent.startsWith("updated")`)
+	if text, err := chromedp.Run(ctx, chromedp.Evaluate[string](clusterText)); err != nil || text != "" {
+		t.Fatalf("console of a broker without a cluster shows %q (%v)", text, err)
+	}
+}

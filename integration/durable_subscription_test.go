@@ -251,3 +251,37 @@ func TestDurableSubscriptionGoStomp(t *testing.T) {
 		t.Fatalf("unsubscribe: %v", err)
 	}
 }
+
+// TestDurableSubscriptionSeenAtOnceAcrossBrokers (PostgreSQL): a durable
+// subscription made on broker B is fed by broker A from the moment B
+// confirmed it (the SUBSCRIBE's RECEIPT comes once the store announced it
+// back to B, and so, at the same commit, to A), not from A's next read of
+// the subscription table (once a second): what A's producer publishes
+// right after the RECEIPT is all kept and reaches the subscriber, in order.
+//
+// Not a hard guarantee: A must read its announcement no later than the
+// client's SEND reaches it. On an idle machine 54 of 54 subtests passed;
+// with the machine saturated (race-enabled unit tests alongside) one of 9
+// lost its first 4 messages. Before the announcements every one lost all.
+func TestDurableSubscriptionSeenAtOnceAcrossBrokers(t *testing.T) {
+	dsn := postgresDSN(t)
+	a := brokertest.Start(t, "--store", dsn, "--broker-id", "a")
+	b := brokertest.Start(t, "--store", dsn, "--broker-id", "b")
+	for round := range 1 {
+		for _, sp := range durableSpellings(t) {
+			t.Run(sp.name+"-"+strconv.Itoa(round), func(t *testing.T) {
+				sp.name += "-at-once-" + strconv.Itoa(round) // a subscription of its own
+				topic := "/topic/at-once-" + sp.name
+				p := a.Raw(t)
+				p.Connect()
+				r := durableSubscribe(t, b, sp, topic)
+				for i := range 20 {
+					rawSend(t, p, topic, strconv.Itoa(i))
+				}
+				leave(t, p)
+				expectAckedInOrder(t, r, topic, 0, 20)
+				noMessage(t, r, 300*time.Millisecond)
+			})
+		}
+	}
+}

@@ -113,8 +113,8 @@ func TestClientsAndQueuesCommands(t *testing.T) {
 	}
 
 	table := runBroker(t, "", "clients", "--control-socket", sock)
-	if !regexp.MustCompile(`(?m)^PID +ADDRESS +LOGIN +VERSION +SUBS +IN +OUT +QUEUED +CONNECTED$`).MatchString(table) ||
-		!regexp.MustCompile(`(?m)^\d+ +127\.0\.0\.1:\d+ +carol +1\.2 +2 +1 +5 +0 `).MatchString(table) {
+	if !regexp.MustCompile(`(?m)^PID +ADDRESS +TRANSPORT +LOGIN +VERSION +SUBS +IN +OUT +QUEUED +CONNECTED$`).MatchString(table) ||
+		!regexp.MustCompile(`(?m)^\d+ +127\.0\.0\.1:\d+ +tcp +carol +1\.2 +2 +1 +5 +0 `).MatchString(table) {
 		t.Errorf("clients table:\n%s", table)
 	}
 

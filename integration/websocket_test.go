@@ -537,6 +537,11 @@ func TestWebSocketTransports(t *testing.T) {
 				t.Errorf("MESSAGE %q", f)
 			}
 			childServingTitle(t, b, "stomp-broker: client "+ws.addr+" ("+tc.scheme+")")
+			// `stomp-broker clients` names the transport in its own column.
+			table := runBroker(t, "", "clients", "--control-socket", controlSocketOf(t, b))
+			if !regexp.MustCompile(`(?m)^\d+ +` + regexp.QuoteMeta(ws.addr) + ` +` + tc.scheme + ` +- +1\.2 `).MatchString(table) {
+				t.Errorf("clients table lacks %s with transport %s:\n%s", ws.addr, tc.scheme, table)
+			}
 			// --trace names the transport and the upgrade hop.
 			b.WaitLog(t, `client=`+regexp.QuoteMeta(ws.addr)+` transport=`+tc.scheme+` hop="`+regexp.QuoteMeta(ipc.HopWSUpgrade)+`" .*subprotocol=v12\.stomp`, 5*time.Second)
 			if tc.spares != "0" {

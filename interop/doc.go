@@ -76,4 +76,10 @@
 //     reply-to:/temp-queue/NAME to a responder's /queue/; the responder sees
 //     reply-to rewritten and SENDs to it; the requester gets each reply
 //     without having subscribed (RabbitMQ's temporary queues).
+//   - durable-rabbitmq, durable-activemq (stomp.py only, 1.2): a durable
+//     topic subscription in RabbitMQ's spelling (durable:true,
+//     auto-delete:false, an id) or ActiveMQ's (CONNECT client-id, SUBSCRIBE
+//     activemq.subscriptionName) keeps what is published while its
+//     subscriber is away and delivers it in order when it returns; then it
+//     is deleted.
 package interop

@@ -308,8 +308,9 @@ var knownDiffs = map[string][]knownDiffEntry{
 			"ActiveMQ treats NACK as a poison ack: the message is not redelivered but moved to " +
 				"ActiveMQ.DLQ (persistent:true) or discarded (non-persistent); the spec leaves NACK's consequence to the server"},
 		{"python", "*", "temp-queue",
-			"ActiveMQ does not subscribe the requester to its /temp-queue/ on SEND (RabbitMQ does): the requester " +
-				"must SUBSCRIBE to /temp-queue/NAME first, which stomp-broker also accepts (expected from ActiveMQ's documentation, not yet observed)"},
+			"ActiveMQ does not subscribe the requester to its /temp-queue/ on SEND (RabbitMQ does): it rewrites reply-to to " +
+				"/remote-temp-queue/ID:..., and the requester gets no reply unless it SUBSCRIBEs to /temp-queue/NAME first, " +
+				"which stomp-broker also accepts (observed with ActiveMQ 5.17.2)"},
 		{"python", "*", "durable-rabbitmq",
 			"ActiveMQ ignores RabbitMQ's durable:true on SUBSCRIBE: a durable subscription there needs client-id and " +
 				"activemq.subscriptionName (observed with ActiveMQ 5.17.2)"},

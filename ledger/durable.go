@@ -57,11 +57,12 @@ type durable struct {
 	// Shared stores (store.Watcher): the store announces stored messages
 	// on notes (watch.go); the ledger then leases in small chunks (fetch).
 	shared     bool
-	notes      chan string
+	notes      chan note
 	stopWatch  context.CancelFunc
 	watchDone  chan struct{} // closed when the store's Watch returned
 	stopNotes  chan struct{} // closed by Close: the note waiter returns
 	noteMissed atomic.Bool   // notes was full: poll every queue on the next tick
+	subsMissed atomic.Bool   // notes was full: re-read the subscriptions on the next tick
 	unwatched  bool
 }
 

@@ -352,8 +352,18 @@ func (l *Ledger) delay(m *qmsg, t time.Time) {
 // durable store, once committed. coalesced tells fn whether c's last SEND
 // (the one a RECEIPT asked now answers) was merged with a pending message
 // of the same uniqkey: for a memory SEND the ledger knows at once, for a
-// persistent one the store says when its Put commits.
+// persistent one the store says when its Put commits. While a durable
+// subscription change is on its way to a store that keeps subscriptions,
+// fn also waits for it (so a SUBSCRIBE's RECEIPT means every broker
+// sharing the store has been told).
 func (l *Ledger) AfterPending(c Consumer, fn func(coalesced bool)) {
+	if l.topicSubs.writing > 0 {
+		// A durable subscription is on its way to the store: once it is
+		// there (and announced to the other brokers), a RECEIPT promises
+		// they feed it.
+		l.topicSubs.waiters = append(l.topicSubs.waiters, func() { l.AfterPending(c, fn) })
+		return
+	}
 	last := l.lastSend[c]
 	if l.durable != nil && l.durable.pending(c) {
 		l.durable.afterPut(c, last, fn)

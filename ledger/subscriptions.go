@@ -30,10 +30,107 @@ type topicSubs struct {
 	gen         uint64
 	lastRefresh time.Time
 	refreshing  bool
+	// writing counts this broker's subscription changes not yet settled:
+	// on their way to the store or, with a store that announces them
+	// (store.Watcher), stored and not yet announced back to this broker
+	// (echoes). waiters run when none is left (see AfterPending).
+	writing int
+	waiters []func()
+	echoes  []echo
+	// early are announcements of this broker's changes that came back
+	// before the store call that made them returned to the event loop.
+	early []echo
+}
+
+// echo is a stored subscription change of this broker awaiting the
+// store's announcement of it: the other brokers were sent it at the same
+// commit, so once it is back they have (almost surely) applied it too.
+type echo struct {
+	queue   string
+	removed bool
+	since   time.Time
+}
+
+// apply applies another broker's change announced by the store. It counts
+// as a local change: a store read begun before it is dropped.
+func (t *topicSubs) apply(c store.SubscriptionChange) {
+	if c.Removed {
+		t.remove(c.Queue)
+	} else {
+		t.add(c.Queue, c.Topic)
+	}
+	t.gen++
+}
+
+// startWrite notes a subscription change on its way to the store.
+func (t *topicSubs) startWrite() { t.writing++ }
+
+// subsWritten settles a change the store has written (or failed to write)
+// unless the store announces it: then it is settled when the announcement
+// comes back (echoed), or after subsRefresh without it (expireEchoes).
+func (l *Ledger) subsWritten(queue string, removed bool, err error) {
+	if err != nil || l.durable == nil || !l.durable.shared || l.durable.unwatched {
+		l.topicSubs.endWrite()
+		return
+	}
+	t := &l.topicSubs
+	e := echo{queue: queue, removed: removed, since: time.Now()}
+	if i := slices.IndexFunc(t.early, e.same); i >= 0 {
+		t.early = slices.Delete(t.early, i, i+1)
+		t.endWrite()
+		return
+	}
+	t.echoes = append(t.echoes, e)
+}
+
+func (e echo) same(o echo) bool { return e.queue == o.queue && e.removed == o.removed }
+
+// echoed settles the oldest awaited change c announces, or keeps c for
+// subsWritten if the store call that made it has not returned yet.
+func (t *topicSubs) echoed(c store.SubscriptionChange) {
+	e := echo{queue: c.Queue, removed: c.Removed, since: time.Now()}
+	if i := slices.IndexFunc(t.echoes, e.same); i >= 0 {
+		t.echoes = slices.Delete(t.echoes, i, i+1)
+		t.endWrite()
+		return
+	}
+	t.early = append(t.early, e)
+}
+
+// expireEchoes settles the changes whose announcement has not come back
+// within subsRefresh (a lost listening connection; the other brokers'
+// poll reads them), or every awaited one when all is true.
+func (t *topicSubs) expireEchoes(now time.Time, all bool) {
+	before := len(t.echoes)
+	t.echoes = slices.DeleteFunc(t.echoes, func(e echo) bool {
+		return all || now.Sub(e.since) >= subsRefresh
+	})
+	for range before - len(t.echoes) {
+		t.endWrite()
+	}
+	t.early = slices.DeleteFunc(t.early, func(e echo) bool {
+		return all || now.Sub(e.since) >= subsRefresh
+	})
+}
+
+// endWrite notes that one reached the store (or failed), and runs the
+// waiters when none is left.
+func (t *topicSubs) endWrite() {
+	t.writing--
+	if t.writing > 0 {
+		return
+	}
+	w := t.waiters
+	t.waiters = nil
+	for _, fn := range w {
+		fn()
+	}
 }
 
 // subsRefresh is how often a broker with a shared store re-reads the set of
-// durable subscriptions (ones made on other brokers are fed from then on).
+// durable subscriptions. A store that announces changes (store.Watcher)
+// makes this the fallback for missed announcements: other brokers'
+// subscriptions are fed from their announcement on.
 const subsRefresh = time.Second
 
 func (t *topicSubs) set(list []store.Subscription) {
@@ -98,9 +195,11 @@ func (l *Ledger) AddDurable(queue, topic string) {
 	l.topicSubs.add(queue, topic)
 	l.topicSubs.gen++
 	if ss := l.subStore(); ss != nil {
+		l.topicSubs.startWrite()
 		l.host.Async(func() func() {
 			err := ss.AddSubscription(context.Background(), queue, topic)
 			return func() {
+				l.subsWritten(queue, false, err)
 				if err != nil {
 					l.log.Error("store: recording a durable subscription failed; other brokers will not feed it", "queue", queue, "topic", topic, "err", err)
 				}
@@ -129,9 +228,11 @@ func (l *Ledger) DeleteDurable(queue string) {
 		}
 	}
 	if ss := l.subStore(); ss != nil {
+		l.topicSubs.startWrite()
 		l.host.Async(func() func() {
 			err := ss.RemoveSubscription(context.Background(), queue)
 			return func() {
+				l.subsWritten(queue, true, err)
 				if err != nil {
 					l.log.Error("store: deleting a durable subscription failed", "queue", queue, "err", err)
 				}
@@ -175,7 +276,11 @@ func (d *durable) loadSubscriptions(ctx context.Context) error {
 func (d *durable) refreshSubscriptions(now time.Time) {
 	ss, ok := d.st.(store.Subscriptions)
 	t := &d.l.topicSubs
-	if !ok || t.refreshing || now.Sub(t.lastRefresh) < subsRefresh {
+	t.expireEchoes(now, false)
+	if !ok || t.refreshing {
+		return
+	}
+	if now.Sub(t.lastRefresh) < subsRefresh && !d.subsMissed.Swap(false) {
 		return
 	}
 	t.refreshing, t.lastRefresh = true, now

@@ -25,50 +25,76 @@ func (d *durable) watch() {
 		return
 	}
 	d.shared = true
-	d.notes = make(chan string, 1024)
+	d.notes = make(chan note, 1024)
 	d.stopNotes = make(chan struct{})
 	d.watchDone = make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	d.stopWatch = cancel
 	go func() {
 		defer close(d.watchDone)
-		_ = w.Watch(ctx, func(queue string) {
-			select {
-			case d.notes <- queue:
-			default:
-				d.noteMissed.Store(true) // the poll catches up
-			}
-		}, func(err error) {
-			d.log.Warn("store: notifications of new messages interrupted; polling meanwhile", "err", err)
+		_ = w.Watch(ctx, store.WatchFuncs{
+			Stored: func(queue string) {
+				select {
+				case d.notes <- note{queue: queue}:
+				default:
+					d.noteMissed.Store(true) // the poll catches up
+				}
+			},
+			Subscription: func(c store.SubscriptionChange) {
+				select {
+				case d.notes <- note{sub: &c}:
+				default:
+					d.subsMissed.Store(true) // the next tick re-reads them
+				}
+			},
+			Err: func(err error) {
+				d.log.Warn("store: notifications of new messages and subscriptions interrupted; polling meanwhile", "err", err)
+			},
 		})
 	}()
 	d.awaitNotes()
+}
+
+// note is one announcement of the store: messages stored in queue, or
+// (sub not nil) another broker's change of the durable subscriptions.
+type note struct {
+	queue string
+	sub   *store.SubscriptionChange
 }
 
 // awaitNotes waits (in an Async goroutine) for the next announcements and
 // applies them on the event loop, then waits again, until unwatch.
 func (d *durable) awaitNotes() {
 	d.host.Async(func() func() {
-		var queues []string
+		var notes []note
 		select {
-		case q := <-d.notes:
-			queues = append(queues, q)
+		case n := <-d.notes:
+			notes = append(notes, n)
 		case <-d.stopNotes:
 			return func() {}
 		}
-		for len(queues) < cap(d.notes) {
+		for len(notes) < cap(d.notes) {
 			select {
-			case q := <-d.notes:
-				queues = append(queues, q)
+			case n := <-d.notes:
+				notes = append(notes, n)
 				continue
 			default:
 			}
 			break
 		}
 		return func() {
-			for _, name := range queues {
-				d.hint[name] = true
-				if q := d.l.queues[name]; q != nil && len(q.subs) > 0 {
+			for _, n := range notes {
+				switch {
+				case n.sub != nil && n.sub.Own:
+					d.l.topicSubs.echoed(*n.sub)
+					continue
+				case n.sub != nil:
+					// Another broker's subscription: fed from this moment.
+					d.l.topicSubs.apply(*n.sub)
+					continue
+				}
+				d.hint[n.queue] = true
+				if q := d.l.queues[n.queue]; q != nil && len(q.subs) > 0 {
 					d.fetch(q)
 				}
 			}
@@ -101,4 +127,5 @@ func (d *durable) unwatch() {
 	close(d.stopNotes)
 	d.stopWatch()
 	<-d.watchDone
+	d.l.topicSubs.expireEchoes(time.Time{}, true) // no announcement comes any more
 }

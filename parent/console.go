@@ -21,8 +21,8 @@ type evDisconnect struct {
 }
 
 // Snapshot returns the broker at one instant: clients, spares, queues
-// (with the store's counts) and topics, the same figures `stomp-broker
-// clients` and `queues` print. It is answered by the event loop between two
+// (with the store's counts), topics and the cluster state (nil without a
+// cluster), the same figures `stomp-broker clients` and `queues` print. It is answered by the event loop between two
 // events, so it waits (until ctx is done) but never makes the loop wait.
 func (b *Broker) Snapshot(ctx context.Context) (control.Response, error) {
 	resp := b.ask(ctx, control.RequestSnapshot)

@@ -81,6 +81,12 @@ func (b *Broker) ask(ctx context.Context, request string) control.Response {
 	}
 	if (request == control.RequestQueues || request == control.RequestSnapshot) && resp.Error == "" && b.cfg.Store != nil {
 		stats, err := b.cfg.Store.Stats(ctx)
+		if err != nil && request == control.RequestSnapshot {
+			// The console still shows the broker (and that it is cut off
+			// from a shared database), without the store's counts.
+			resp.StoreError = "store statistics: " + err.Error()
+			return resp
+		}
 		if err != nil {
 			return control.Response{Error: "store statistics: " + err.Error()}
 		}
@@ -97,7 +103,7 @@ func (b *Broker) answer(request string) control.Response {
 	case control.RequestQueues:
 		return control.Response{Queues: b.queues.Stats()}
 	case control.RequestSnapshot:
-		return control.Response{Clients: b.clientTable(), Spares: b.spareTable(), Queues: b.queues.Stats(), Topics: b.topicTable()}
+		return control.Response{Clients: b.clientTable(), Spares: b.spareTable(), Queues: b.queues.Stats(), Topics: b.topicTable(), Cluster: b.clusterState()}
 	default:
 		return control.Response{Error: "unknown request " + quote(request) + " (want " + control.RequestClients + ", " + control.RequestQueues + " or " + control.RequestSnapshot + ")"}
 	}

@@ -57,6 +57,11 @@ type postgresStore struct {
 	// channel is the NOTIFY channel of this database schema: a commit of
 	// Put notifies it once per queue (see Watch).
 	channel string
+	// subsChannel is the NOTIFY channel of durable subscription changes
+	// (AddSubscription, RemoveSubscription; see Watch).
+	subsChannel string
+	// own are the backend pids of pool's connections.
+	own *backendSet
 }
 
 // postgresDialect builds the msgDialect of a PostgreSQL store on pool.
@@ -93,7 +98,19 @@ func postgresDialect(pool *pgxpool.Pool) *msgDialect {
 // postgresql:// URL, with any libpq parameters pgx understands, such as
 // search_path) and creates the schema if absent. The caller must Close it.
 func OpenPostgres(ctx context.Context, url string) (Store, error) {
-	pool, err := pgxpool.New(ctx, url)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("store: postgres: %w", err)
+	}
+	// The backends of this pool: Watch tells their subscription changes
+	// (this broker's own, already applied) from other brokers'.
+	own := &backendSet{}
+	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
+		own.add(c.PgConn().PID())
+		return nil
+	}
+	cfg.BeforeClose = func(c *pgx.Conn) { own.remove(c.PgConn().PID()) }
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("store: postgres: %w", err)
 	}
@@ -106,7 +123,7 @@ func OpenPostgres(ctx context.Context, url string) (Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("store: postgres: current schema: %w", err)
 	}
-	s := &postgresStore{msgStore: msgStore{sqlBase: sqlBase{name: "postgres"}, d: postgresDialect(pool)}, pool: pool, channel: notifyChannel(schema)}
+	s := &postgresStore{msgStore: msgStore{sqlBase: sqlBase{name: "postgres"}, d: postgresDialect(pool)}, pool: pool, channel: notifyChannel(schema), subsChannel: subscriptionsChannel(schema), own: own}
 	s.gc = newGroupCommitter(s.commitPuts)
 	return s, nil
 }

@@ -90,9 +90,13 @@ func scanSubscriptions(rows *sql.Rows) ([]Subscription, error) {
 // AddSubscription implements Subscriptions.
 func (s *postgresStore) AddSubscription(ctx context.Context, queue, topic string) error {
 	return s.do("add subscription", func() error {
-		_, err := s.pool.Exec(ctx, `INSERT INTO durable_subscriptions (queue, topic) VALUES ($1, $2)
-			ON CONFLICT (queue) DO UPDATE SET topic = excluded.topic`, queue, topic)
-		return err
+		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `INSERT INTO durable_subscriptions (queue, topic) VALUES ($1, $2)
+				ON CONFLICT (queue) DO UPDATE SET topic = excluded.topic`, queue, topic); err != nil {
+				return err
+			}
+			return s.notifySubscription(ctx, tx, SubscriptionChange{Subscription: Subscription{Queue: queue, Topic: topic}})
+		})
 	})
 }
 
@@ -103,8 +107,10 @@ func (s *postgresStore) RemoveSubscription(ctx context.Context, queue string) er
 			if _, err := tx.Exec(ctx, `DELETE FROM durable_subscriptions WHERE queue = $1`, queue); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, `DELETE FROM messages WHERE queue = $1`, queue)
-			return err
+			if _, err := tx.Exec(ctx, `DELETE FROM messages WHERE queue = $1`, queue); err != nil {
+				return err
+			}
+			return s.notifySubscription(ctx, tx, SubscriptionChange{Subscription: Subscription{Queue: queue}, Removed: true})
 		})
 	})
 }

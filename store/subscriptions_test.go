@@ -83,7 +83,9 @@ func TestWatchConformance(t *testing.T) {
 			ctx, cancel := context.WithCancel(testContext(t))
 			got := make(chan string, 16)
 			done := make(chan error, 1)
-			go func() { done <- w.Watch(ctx, func(q string) { got <- q }, func(err error) { t.Log(err) }) }()
+			go func() {
+				done <- w.Watch(ctx, store.WatchFuncs{Stored: func(q string) { got <- q }, Err: func(err error) { t.Log(err) }})
+			}()
 			defer func() {
 				cancel()
 				if err := <-done; !errors.Is(err, context.Canceled) {
@@ -131,6 +133,105 @@ func TestWatchConformance(t *testing.T) {
 			}
 			if seen[qa] != 1 || seen[qb] != 1 {
 				t.Fatalf("announcements %v, want one each for %s and %s", seen, qa, qb)
+			}
+		})
+	}
+}
+
+// TestWatchSubscriptionsConformance checks the announcements of durable
+// subscription changes on every backend that makes them: a Watch sees
+// AddSubscription and RemoveSubscription made through another handle
+// (another broker) in commit order, with Own false, and its own handle's
+// changes with Own true; queue names the messages announcements use are
+// not mixed in.
+func TestWatchSubscriptionsConformance(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			s, reopen := b.open(t)
+			w, ok := s.(store.Watcher)
+			if !ok {
+				t.Skipf("%s is not shared by several brokers: nothing to announce", b.name)
+			}
+			mine := s.(store.Subscriptions)
+			theirs := reopen(t).(store.Subscriptions)
+			ctx, cancel := context.WithCancel(testContext(t))
+			got := make(chan store.SubscriptionChange, 64)
+			stored := make(chan string, 64)
+			done := make(chan error, 1)
+			go func() {
+				done <- w.Watch(ctx, store.WatchFuncs{
+					Stored:       func(q string) { stored <- q },
+					Subscription: func(c store.SubscriptionChange) { got <- c },
+					Err:          func(err error) { t.Log(err) },
+				})
+			}()
+			defer func() {
+				cancel()
+				if err := <-done; !errors.Is(err, context.Canceled) {
+					t.Errorf("Watch returned %v after its context ended, want context.Canceled", err)
+				}
+			}()
+			// Watch has no "listening now" signal: add a probe until its
+			// announcement arrives.
+			probe, topic := queueName(t, "sub-probe"), queueName(t, "sub-topic")
+			deadline := time.After(10 * time.Second)
+		first:
+			for {
+				if err := theirs.AddSubscription(ctx, probe, topic); err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case c := <-got:
+					if c.Queue == probe {
+						break first
+					}
+				case <-time.After(100 * time.Millisecond):
+				case <-deadline:
+					t.Fatal("no announcement of AddSubscription within 10s")
+				}
+			}
+			time.Sleep(100 * time.Millisecond) // late announcements of the probes
+			for len(got) > 0 {
+				<-got
+			}
+			qa, qb := queueName(t, "sub-a"), queueName(t, "sub-b")
+			steps := []struct {
+				ss   store.Subscriptions
+				want store.SubscriptionChange
+			}{
+				{theirs, store.SubscriptionChange{Subscription: store.Subscription{Queue: qa, Topic: topic}}},
+				{mine, store.SubscriptionChange{Subscription: store.Subscription{Queue: qb, Topic: topic}, Own: true}},
+				{theirs, store.SubscriptionChange{Subscription: store.Subscription{Queue: qa}, Removed: true}},
+				{mine, store.SubscriptionChange{Subscription: store.Subscription{Queue: qb}, Removed: true, Own: true}},
+				{theirs, store.SubscriptionChange{Subscription: store.Subscription{Queue: probe}, Removed: true}},
+			}
+			for _, st := range steps {
+				var err error
+				if st.want.Removed {
+					err = st.ss.RemoveSubscription(ctx, st.want.Queue)
+				} else {
+					err = st.ss.AddSubscription(ctx, st.want.Queue, st.want.Topic)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i, st := range steps {
+				select {
+				case c := <-got:
+					if c != st.want {
+						t.Fatalf("announcement %d: %+v, want %+v", i, c, st.want)
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatalf("announcement %d (%+v) did not arrive", i, st.want)
+				}
+			}
+			select {
+			case c := <-got:
+				t.Fatalf("unexpected announcement %+v", c)
+			case q := <-stored:
+				t.Fatalf("subscription change announced as stored messages of %q", q)
+			case <-time.After(200 * time.Millisecond):
 			}
 		})
 	}

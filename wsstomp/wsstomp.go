@@ -77,14 +77,25 @@ func Upgrade(raw net.Conn, opts Options) (*Conn, error) {
 	_ = raw.SetDeadline(deadline)
 
 	var (
-		once   sync.Once
-		result = make(chan upgraded, 1)
+		once    sync.Once
+		result  = make(chan upgraded, 1)
+		mu      sync.Mutex
+		refusal error // why the request was answered with an error status
 	)
 	finish := func(u upgraded) { once.Do(func() { result <- u }) }
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ws, err := accept(w, r, opts)
-			finish(upgraded{ws: ws, err: err})
+			if err != nil {
+				// The error status is written when the handler returns;
+				// Upgrade returns once the server has closed the
+				// connection after it (ConnState), not before.
+				mu.Lock()
+				refusal = err
+				mu.Unlock()
+				return
+			}
+			finish(upgraded{ws: ws})
 		}),
 		ReadHeaderTimeout: timeout,
 		ReadTimeout:       timeout,
@@ -93,9 +104,15 @@ func Upgrade(raw net.Conn, opts Options) (*Conn, error) {
 		ErrorLog:          log.New(io.Discard, "", 0),
 		ConnState: func(_ net.Conn, st http.ConnState) {
 			if st == http.StateClosed {
-				// A request that never came (timeout, garbage, EOF), or the
-				// end of a refused one.
-				finish(upgraded{err: fmt.Errorf("%w: no WebSocket upgrade request completed", ErrRefused)})
+				// The end of a refused request (its answer sent), or a
+				// request that never came (timeout, garbage, EOF).
+				mu.Lock()
+				err := refusal
+				mu.Unlock()
+				if err == nil {
+					err = fmt.Errorf("%w: no WebSocket upgrade request completed", ErrRefused)
+				}
+				finish(upgraded{err: err})
 			}
 		},
 	}

@@ -69,12 +69,24 @@ func ask(c *cli.Context, request string, table func(w io.Writer, r *control.Resp
 	return w.Flush()
 }
 
+// transport is how cl came in, for the clients table (brokers that
+// predate Client.Transport set only TLS).
+func transport(cl control.Client) string {
+	switch {
+	case cl.Transport != "":
+		return cl.Transport
+	case cl.TLS:
+		return "tls"
+	}
+	return "tcp"
+}
+
 func clientsCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "clients",
 		Usage: "list the clients of a running broker (over its control socket)",
 		Description: "One line per client: the pid of the process serving it (`kill PID` disconnects\n" +
-			"that client with an ERROR frame), its address, login, STOMP version, subscriptions,\n" +
+			"that client with an ERROR frame), its address, transport (tcp, tls, ws, wss), login, STOMP version, subscriptions,\n" +
 			"messages published (IN) and handed to it (OUT), and bytes waiting in the parent for it.\n" +
 			"Spare processes, started and waiting for a client (--spare-children), follow as \"(spare)\".\n" +
 			"With a --store postgres:// shared by several brokers, a last line tells whether this broker\n" +
@@ -82,19 +94,13 @@ func clientsCommand() *cli.Command {
 		Flags: controlFlags(),
 		Action: func(c *cli.Context) error {
 			return ask(c, control.RequestClients, func(w io.Writer, r *control.Response) {
-				fmt.Fprintln(w, "PID\tADDRESS\tLOGIN\tVERSION\tSUBS\tIN\tOUT\tQUEUED\tCONNECTED")
+				fmt.Fprintln(w, "PID\tADDRESS\tTRANSPORT\tLOGIN\tVERSION\tSUBS\tIN\tOUT\tQUEUED\tCONNECTED")
 				for _, cl := range r.Clients {
-					addr := cl.Addr
-					if t := cl.Transport; t != "" && t != "tcp" {
-						addr += " (" + t + ")"
-					} else if cl.TLS {
-						addr += " (tls)"
-					}
-					fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", cl.PID, addr, dash(cl.Login), dash(cl.Version),
+					fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", cl.PID, cl.Addr, transport(cl), dash(cl.Login), dash(cl.Version),
 						cl.Subscriptions, cl.MessagesIn, cl.MessagesOut, cl.BytesQueued, cl.Since.Local().Format(time.DateTime))
 				}
 				for _, sp := range r.Spares {
-					fmt.Fprintf(w, "%d\t(spare)\t-\t-\t0\t0\t0\t0\t%s\n", sp.PID, sp.Since.Local().Format(time.DateTime))
+					fmt.Fprintf(w, "%d\t(spare)\t-\t-\t-\t0\t0\t0\t0\t%s\n", sp.PID, sp.Since.Local().Format(time.DateTime))
 				}
 				if cl := r.Cluster; cl != nil {
 					state := "connected to the shared database"

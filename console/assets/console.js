@@ -1,6 +1,7 @@
 // The stomp-broker web console: one EventSource on /events. The server
 // sends "history" once (the plot points so far), then a "sample" every
-// interval: clients, spares, queues, topics and the newest plot point.
+// interval: clients, spares, queues, topics, the cluster state (brokers
+// sharing a database) and the newest plot point.
 "use strict";
 
 const maxPoints = 300; // five minutes at one sample a second
@@ -23,10 +24,13 @@ events.addEventListener("sample", (e) => {
     setStatus("broker: " + s.error, true);
     return;
   }
-  setStatus("updated " + new Date(s.time).toLocaleTimeString(), false);
+  const updated = "updated " + new Date(s.time).toLocaleTimeString();
+  if (s.store_error) setStatus(updated + "; " + s.store_error, true);
+  else setStatus(updated, false);
   points.push(s.point);
   if (points.length > maxPoints) points.shift();
   drawPlots();
+  showCluster(s.cluster);
   showClients(s.clients, s.spares || []);
   fill("queues", s.queues || [], (q) => [q.name, q.depth, q.consumers, q.in_flight, q.dead_lettered]);
   fill("topics", s.topics || [], (t) => [t.name, t.subscribers, t.rate.toFixed(1)]);
@@ -52,6 +56,22 @@ function fill(id, items, cells) {
     }
     return tr;
   }));
+}
+
+// showCluster says whether this broker is connected to the others sharing
+// its database, or cut off from them (serving its own clients only); a
+// broker without a cluster shows nothing.
+function showCluster(c) {
+  const el = document.getElementById("cluster");
+  el.hidden = !c;
+  if (!c) {
+    el.textContent = "";
+    return;
+  }
+  el.textContent = c.connected
+    ? "cluster node " + c.node + ": connected to the shared database"
+    : "cluster node " + c.node + ": CUT OFF from the shared database, serving this broker's clients only";
+  el.className = c.connected ? "" : "error";
 }
 
 function showClients(clients, spares) {
