@@ -739,7 +739,6 @@ func (b *Broker) handle(ev event) {
 		if ev.c.gone {
 			return
 		}
-		b.spares.noteTraffic()
 		if err := b.applyRecords(ev.c, ev.batch); err != nil {
 			b.log.Error("child broke the ipc protocol; killing it", "child_pid", ev.c.pid, "client", ev.c.addr, "err", err)
 			ev.c.kill()

@@ -81,7 +81,7 @@ const spareGrowQuiet = time.Second
 // spareLull and spareBusyDefer bound how long a refill waits for the
 // clients' traffic to pause while spares are still waiting: the refiller
 // starts a spare only once the event loop has handled no child's records
-// for spareLull, or spareBusyDefer after the handoff that called for it,
+// other than HELLO and SYNC (a client's arrival and leaving) for spareLull, or spareBusyDefer after the handoff that called for it,
 // whichever comes first; a pool with no spare left waiting refills at once
 // (after spareQuiet), so a burst of connects still gets its spares. A spare
 // start is an exec and a Go runtime start, several ms of CPU on a box of 2
@@ -130,7 +130,7 @@ type sparePool struct {
 	lastTake time.Time     // when take last handed out a spare
 	watchers sync.WaitGroup
 
-	traffic atomic.Uint64 // batches of child records the event loop handled (noteTraffic)
+	traffic atomic.Uint64 // batches of clients' traffic the event loop handled (noteTraffic)
 }
 
 // newSparePool returns a pool of lo spares that may grow to hi (no growth
@@ -299,8 +299,9 @@ func (p *sparePool) waitQuiet() bool {
 	}
 }
 
-// noteTraffic counts one batch of a child's records handled by the event
-// loop; waitLull watches the count. Safe on a nil pool.
+// noteTraffic counts one batch of a child's records with clients' traffic
+// in it (frames, CLAIMs, ACKs, NACKs: not just HELLO or SYNC), handled by
+// the event loop; waitLull watches the count. Safe on a nil pool.
 func (p *sparePool) noteTraffic() {
 	if p != nil {
 		p.traffic.Add(1)
