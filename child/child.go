@@ -94,6 +94,7 @@ func Run() int {
 		log.Error("cannot adopt client socket", "err", err)
 		return 1
 	}
+	client = quiet(client)
 	if cfg.TLSCertFile != "" && cfg.TLSKeyFile != "" {
 		// The handshake runs on the session's first read, under its
 		// CONNECT deadline.

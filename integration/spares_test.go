@@ -501,3 +501,57 @@ func TestTwoHundredClientsFromOneHostOnDefaults(t *testing.T) {
 		t.Errorf("%d client processes, want %d", n, clients)
 	}
 }
+
+// TestSpareRefillWaitsForALullInTraffic: while a spare is still waiting, a
+// replacement for the one a client took is started only once the clients'
+// traffic pauses (a process start is several ms of CPU that would delay
+// the message stream just begun), not 20 ms after the handoff; a pool left
+// with no spare waiting refills at once, traffic or not.
+func TestSpareRefillWaitsForALullInTraffic(t *testing.T) {
+	b := brokertest.Start(t, "--spare-children", "3")
+	waitSpares(t, b, 3)
+	clients := connectBurst(t, b, 1)
+	p := clients[0]
+
+	// A SEND every few ms: the event loop never goes 50 ms without a record.
+	stop := make(chan struct{})
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		tick := time.NewTicker(4 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				p.Send("SEND\ndestination:/queue/lull\n\nx\x00")
+			}
+		}
+	}()
+	stopTraffic := func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+			<-sent
+		}
+	}
+	defer stopTraffic()
+
+	// Without the wait the replacement ran 20 ms after the handoff.
+	for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if n := len(b.Spares(t)); n != 2 {
+			t.Fatalf("%d spares while the traffic runs, want the 2 left until it pauses", n)
+		}
+	}
+
+	// Two more clients empty the pool: it refills at once, traffic or not.
+	connectBurst(t, b, 2)
+	poll.Eventually(t, 10*time.Second, "a spare started while the traffic runs", func() bool {
+		return len(b.Spares(t)) >= 1
+	})
+
+	stopTraffic()
+	waitSpares(t, b, 3)
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -92,16 +93,27 @@ func (c *Conn) ReadBatch() ([]byte, error) {
 		c.rbuf = make([]byte, MaxPacket+1)
 	}
 	c.frag = c.frag[:0]
+	rc, err := c.uc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
 	for {
-		n, _, flags, _, err := c.uc.ReadMsgUnix(c.rbuf, nil)
-		if err != nil {
+		var n int
+		var rerr error
+		if err := rc.Read(func(fd uintptr) bool {
+			n, rerr = rawRecv(fd, c.rbuf)
+			return rerr != unix.EAGAIN
+		}); err != nil {
 			return nil, err
+		}
+		if rerr != nil {
+			return nil, os.NewSyscallError("recvfrom", rerr)
 		}
 		if n == 0 {
 			// A zero-length read on SEQPACKET means the peer closed.
 			return nil, io.EOF
 		}
-		if flags&unix.MSG_TRUNC != 0 || n > MaxPacket {
+		if n > len(c.rbuf) || n > MaxPacket {
 			return nil, ErrTruncated
 		}
 		if batch, done, err := c.takePacket(c.rbuf[:n]); done || err != nil {
@@ -163,7 +175,7 @@ func (c *Conn) WriteBatch(records []byte) error {
 			continue
 		}
 		c.wpkt = append(append(c.wpkt[:0], flagBatch), records[:n]...)
-		if _, err := c.uc.Write(c.wpkt); err != nil {
+		if err := c.write(c.wpkt); err != nil {
 			return err
 		}
 		records = records[n:]
@@ -179,7 +191,7 @@ func (c *Conn) writeFragments(rec []byte) error {
 			flag = flagMoreLast
 		}
 		c.wpkt = append(append(c.wpkt[:0], flag), rec[:n]...)
-		if _, err := c.uc.Write(c.wpkt); err != nil {
+		if err := c.write(c.wpkt); err != nil {
 			return err
 		}
 		rec = rec[n:]
@@ -231,7 +243,7 @@ func (c *Conn) TryWriteBatch(records []byte) (int, error) {
 				return true // a record for WriteBatch to fragment
 			}
 			c.wpkt = append(append(c.wpkt[:0], flagBatch), rest[:n]...)
-			if _, err := unix.Write(int(fd), c.wpkt); err != nil {
+			if err := rawSend(fd, c.wpkt); err != nil {
 				if err != unix.EAGAIN && err != unix.EINTR {
 					werr = err
 				}
@@ -245,4 +257,61 @@ func (c *Conn) TryWriteBatch(records []byte) (int, error) {
 		err = werr
 	}
 	return written, err
+}
+
+// write sends one packet, waiting (in the runtime's poller) while the
+// socket's buffer is full.
+func (c *Conn) write(pkt []byte) error {
+	rc, err := c.uc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var werr error
+	if err := rc.Write(func(fd uintptr) bool {
+		werr = rawSend(fd, pkt)
+		return werr != unix.EAGAIN
+	}); err != nil {
+		return err
+	}
+	if werr != nil {
+		return os.NewSyscallError("sendto", werr)
+	}
+	return nil
+}
+
+// rawRecv reads one packet from the non-blocking socket fd into buf and
+// returns its full length, which is more than len(buf) for a packet that
+// did not fit (MSG_TRUNC).
+//
+// rawRecv and rawSend make the system call without telling the Go
+// scheduler (RawSyscall): the socket is non-blocking, so the call cannot
+// block, and a process that was idle is not made to wake the runtime's
+// monitor thread (sysmon) first, as every scheduler-visible system call
+// after an idle spell does. Measured at a steady 5,000 msgs/s: see the
+// commit that added them.
+func rawRecv(fd uintptr, buf []byte) (int, error) {
+	for {
+		n, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), unix.MSG_TRUNC, 0, 0)
+		switch e {
+		case 0:
+			return int(n), nil
+		case unix.EINTR:
+			continue
+		}
+		return 0, e
+	}
+}
+
+// rawSend writes one packet to the non-blocking socket fd (see rawRecv).
+func rawSend(fd uintptr, pkt []byte) error {
+	for {
+		_, _, e := unix.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&pkt[0])), uintptr(len(pkt)), unix.MSG_NOSIGNAL, 0, 0)
+		switch e {
+		case 0:
+			return nil
+		case unix.EINTR:
+			continue
+		}
+		return e
+	}
 }

@@ -20,12 +20,19 @@ import (
 // SENDs and ACKs) is done once, after the whole batch (Ledger.Flush).
 func (b *Broker) applyRecords(c *childProc, batch []byte) error {
 	defer b.queues.Flush()
+	noted := false
 	for len(batch) > 0 {
 		k, body, rest, err := ipc.NextRecord(batch)
 		if err != nil {
 			return err
 		}
 		batch = rest
+		// Clients' traffic, not their arrival (HELLO) or leaving (SYNC):
+		// the spare pool's refill waits for a pause in it.
+		if !noted && k != ipc.KindHello && k != ipc.KindSync {
+			b.spares.noteTraffic()
+			noted = true
+		}
 		// Records other than FRAME and HELLO are traced at their own hop
 		// (CLAIM 6, ACK 10, SYNC R2), where their outcome is known.
 		if b.cfg.Trace && k == ipc.KindHello {

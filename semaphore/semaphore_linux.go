@@ -71,6 +71,30 @@ func semop(id int, ops []sembuf) error {
 	return errnoErr(e)
 }
 
+// rawSemop is semop for operations that cannot block (IPC_NOWAIT), and
+// rawSemctl is semctl for commands that never block (SETVAL, GETVAL): they
+// make the system call without telling the Go scheduler (RawSyscall), so a
+// process that was idle does not first wake the runtime's monitor thread
+// (sysmon), as every scheduler-visible system call after an idle spell
+// does. The queue path makes one of them per offer (the race) and two per
+// message (arm, disarm).
+func rawSemop(id int, ops []sembuf) error {
+	_, e := retryEINTR(func() (uintptr, unix.Errno) {
+		r, _, e := unix.RawSyscall6(unix.SYS_SEMTIMEDOP, uintptr(id),
+			uintptr(unsafe.Pointer(&ops[0])), uintptr(len(ops)), 0, 0, 0)
+		return r, e
+	})
+	return errnoErr(e)
+}
+
+func rawSemctl(id, num, cmd int, arg uintptr) (int, error) {
+	r, e := retryEINTR(func() (uintptr, unix.Errno) {
+		r, _, e := unix.RawSyscall6(unix.SYS_SEMCTL, uintptr(id), uintptr(num), uintptr(cmd), arg, 0, 0)
+		return r, e
+	})
+	return int(r), errnoErr(e)
+}
+
 // semctl wraps semctl(2). arg is the fourth argument (union semun): an int value for
 // SETVAL, a pointer for IPC_STAT, ignored otherwise. On 64-bit Linux the kernel
 // always uses the IPC_64 structures, so no version flag is added to cmd.
@@ -228,7 +252,7 @@ func (s *Set) setSlot(what string, slot, value int) error {
 	if err := s.checkSlot(what, slot); err != nil {
 		return err
 	}
-	if _, err := semctl(s.id, slot, setVal, uintptr(value)); err != nil {
+	if _, err := rawSemctl(s.id, slot, setVal, uintptr(value)); err != nil {
 		return wrap(fmt.Sprintf("%s slot %d (SETVAL %d)", what, slot, value), s.id, err)
 	}
 	return nil
@@ -280,7 +304,7 @@ func (s *Set) TryTake(slot int) (bool, error) {
 	if err := s.checkSlot("take", slot); err != nil {
 		return false, err
 	}
-	err := semop(s.id, []sembuf{{num: uint16(slot), op: -1, flg: unix.IPC_NOWAIT | semUndo}})
+	err := rawSemop(s.id, []sembuf{{num: uint16(slot), op: -1, flg: unix.IPC_NOWAIT | semUndo}})
 	switch {
 	case err == nil:
 		return true, nil

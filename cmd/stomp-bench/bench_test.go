@@ -66,6 +66,14 @@ func TestScenariosAgainstGoStompServer(t *testing.T) {
 			deliveries: 4000,
 		},
 		{
+			name: "queue 2P→2C through go-stomp's client library",
+			cfg: func(c config) config {
+				c.Scenario, c.Producers, c.Consumers, c.Messages = gostompQueueScenario, 2, 2, 2000
+				return c
+			},
+			deliveries: 4000,
+		},
+		{
 			name: "topic 1→5",
 			cfg: func(c config) config {
 				c.Scenario, c.Subscribers, c.Messages = "topic", 5, 1000

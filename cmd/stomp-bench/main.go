@@ -126,12 +126,12 @@ func (c config) validate() error {
 		return fmt.Errorf("%w: "+format, append([]interface{}{errUsage}, v...)...)
 	}
 	switch c.Scenario {
-	case "queue", "topic", "persistent", "latency", "conns", "fair":
+	case "queue", "topic", "persistent", "latency", "conns", "fair", gostompQueueScenario:
 	default:
-		return bad("--scenario must be queue, topic, persistent, latency, conns or fair, not %q", c.Scenario)
+		return bad("--scenario must be queue, topic, persistent, latency, conns, fair or %s, not %q", gostompQueueScenario, c.Scenario)
 	}
-	if c.Scenario == "conns" && isWebSocketURL(c.Addr) {
-		return bad("--scenario conns opens go-stomp TCP clients; it takes a HOST:PORT --addr, not %q", c.Addr)
+	if (c.Scenario == "conns" || c.Scenario == gostompQueueScenario) && isWebSocketURL(c.Addr) {
+		return bad("--scenario %s opens go-stomp TCP clients; it takes a HOST:PORT --addr, not %q", c.Scenario, c.Addr)
 	}
 	switch c.Ack {
 	case "auto", "client", "client-individual":
@@ -182,7 +182,7 @@ func newApp(stdout io.Writer) *cli.App {
 		HideHelpCommand: true,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:61613", Usage: "broker `HOST:PORT`, or ws://HOST:PORT/ws for STOMP over WebSocket (not with conns)"},
-			&cli.StringFlag{Name: "scenario", Value: "queue", Usage: "queue, topic, persistent, latency, conns or fair"},
+			&cli.StringFlag{Name: "scenario", Value: "queue", Usage: "queue, topic, persistent, latency, conns, fair or gostomp-queue (queue, auto ack, driven by go-stomp's client library)"},
 			&cli.IntFlag{Name: "producers", Value: 1, Usage: "producers (queue, persistent)"},
 			&cli.IntFlag{Name: "consumers", Value: 1, Usage: "competing consumers (queue, persistent)"},
 			&cli.IntFlag{Name: "subscribers", Value: 10, Usage: "topic subscribers (topic)"},

@@ -26,6 +26,8 @@ func run(ctx context.Context, cfg config) (*result, error) {
 		return runConns(ctx, cfg)
 	case "fair":
 		return runFair(ctx, cfg)
+	case gostompQueueScenario:
+		return runQueueGoStomp(ctx, cfg)
 	}
 	return nil, fmt.Errorf("%w: unknown scenario %q", errUsage, cfg.Scenario)
 }
