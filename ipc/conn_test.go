@@ -39,8 +39,18 @@ func rawPair(t *testing.T) (*Conn, int) {
 func connPair(t *testing.T) (*Conn, *Conn) {
 	t.Helper()
 	a, fd := rawPair(t)
-	f := os.NewFile(uintptr(fd), "test-ipc-peer")
-	b, err := FileConn(f) // dups fd; rawPair's cleanup closes the original
+	// A copy of its own for the *os.File: rawPair's cleanup closes fd, and
+	// an os.File left to the garbage collector closes its descriptor too,
+	// whenever the finalizer runs; by then the number may belong to
+	// another test's socket (that double close made TestReadBatchPacketRules
+	// fail now and then with EBADF or EPIPE).
+	peer, err := unix.Dup(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(peer), "test-ipc-peer")
+	b, err := FileConn(f) // dups peer again
+	f.Close()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,7 +65,9 @@ func TestHandoffCarriesTheClientSocket(t *testing.T) {
 	if flags, err := unix.FcntlInt(uintptr(clientFD), unix.F_GETFD, 0); err != nil || flags&unix.FD_CLOEXEC == 0 {
 		t.Errorf("received descriptor is not close-on-exec (flags %#x, %v)", flags, err)
 	}
-	client, err := net.FileConn(os.NewFile(uintptr(clientFD), "client"))
+	clientFile := os.NewFile(uintptr(clientFD), "client")
+	client, err := net.FileConn(clientFile) // dups clientFD
+	clientFile.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
