@@ -8,9 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"runtime"
 	"syscall"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -21,15 +19,6 @@ import (
 	"github.com/stomp-broker/stomp-broker/stompwire"
 	"github.com/stomp-broker/stomp-broker/wsstomp"
 )
-
-func init() {
-	// A child names its main thread "stomp-client" (see Run). The kernel
-	// keeps the name per thread and ps shows the main thread's, so keep the
-	// main goroutine on the main thread until Run has set it.
-	if ipc.StartedAsChild() {
-		runtime.LockOSThread()
-	}
-}
 
 // Run is the whole life of a child process: it checks that it really was
 // started by a parent, adopts the client socket (fd 3) and the parent
@@ -80,7 +69,6 @@ func Run() int {
 	}
 	// comm shows in ps, top and ss -p; the full args line says which client.
 	setComm("stomp-client")
-	runtime.UnlockOSThread()
 
 	log := logging.New(os.Stderr, cfg.LogLevel).With("role", "child", "client", cfg.ClientAddr, "transport", string(cfg.Transport.OrTCP()))
 	if cfg.Trace && cfg.Spare {
@@ -185,9 +173,19 @@ func checkInheritedFDs(spare bool) error {
 	return nil
 }
 
-// setComm sets the name of the calling thread, which ps, top and ss -p show
-// for the process while it is the main thread (see init).
+// setComm sets the name ps, top and ss -p show for the process: the name
+// of its main thread (the thread-group leader), whichever thread calls it.
+// It writes /proc/self/comm, which names the leader, rather than calling
+// prctl(PR_SET_NAME), which names the calling thread: a child then needs no
+// runtime.LockOSThread to stay on its main thread until it is named, and
+// the Go runtime starts no extra OS thread (its "template thread", which
+// the first LockOSThread starts) in every child (README, Performance).
+// Naming is cosmetic; a failure is ignored.
 func setComm(name string) {
-	b := append([]byte(name), 0)
-	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&b[0])), 0, 0, 0)
+	fd, err := unix.Open("/proc/self/comm", unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	_, _ = unix.Write(fd, []byte(name))
+	_ = unix.Close(fd)
 }
