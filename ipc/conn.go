@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -37,6 +38,7 @@ var (
 // WriteBatch; the two may run concurrently.
 type Conn struct {
 	uc *net.UnixConn
+	rc syscall.RawConn // uc's, for the raw reads and writes (rawRecv, rawSend)
 	// MaxRecord bounds the reassembly of fragmented records.
 	MaxRecord int
 	rbuf      []byte
@@ -74,7 +76,12 @@ func FileConn(f *os.File) (*Conn, error) {
 		nc.Close()
 		return nil, fmt.Errorf("ipc: %s is a %T, not a unix socket", f.Name(), nc)
 	}
-	return &Conn{uc: uc, MaxRecord: 8 << 20}, nil
+	rc, err := uc.SyscallConn()
+	if err != nil {
+		uc.Close()
+		return nil, fmt.Errorf("ipc: %s: %w", f.Name(), err)
+	}
+	return &Conn{uc: uc, rc: rc, MaxRecord: 8 << 20}, nil
 }
 
 // Close closes the connection; a blocked ReadBatch returns an error.
@@ -93,14 +100,10 @@ func (c *Conn) ReadBatch() ([]byte, error) {
 		c.rbuf = make([]byte, MaxPacket+1)
 	}
 	c.frag = c.frag[:0]
-	rc, err := c.uc.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
 	for {
 		var n int
 		var rerr error
-		if err := rc.Read(func(fd uintptr) bool {
+		if err := c.rc.Read(func(fd uintptr) bool {
 			n, rerr = rawRecv(fd, c.rbuf)
 			return rerr != unix.EAGAIN
 		}); err != nil {
@@ -218,13 +221,9 @@ func recordSize(b []byte) (int, error) {
 // full or at a record that needs fragmenting; the caller hands the rest to
 // WriteBatch. It must not run concurrently with WriteBatch.
 func (c *Conn) TryWriteBatch(records []byte) (int, error) {
-	rc, err := c.uc.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
 	written := 0
 	var werr error
-	err = rc.Write(func(fd uintptr) bool {
+	err := c.rc.Write(func(fd uintptr) bool {
 		for written < len(records) {
 			rest := records[written:]
 			n := 0
@@ -262,12 +261,8 @@ func (c *Conn) TryWriteBatch(records []byte) (int, error) {
 // write sends one packet, waiting (in the runtime's poller) while the
 // socket's buffer is full.
 func (c *Conn) write(pkt []byte) error {
-	rc, err := c.uc.SyscallConn()
-	if err != nil {
-		return err
-	}
 	var werr error
-	if err := rc.Write(func(fd uintptr) bool {
+	if err := c.rc.Write(func(fd uintptr) bool {
 		werr = rawSend(fd, pkt)
 		return werr != unix.EAGAIN
 	}); err != nil {
