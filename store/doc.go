@@ -60,8 +60,9 @@
 //   - "memory" ([NewMemory]): RAM only, optional byte budget ([ErrFull]).
 //     The broker itself keeps memory-only queues in its ledger and opens
 //     no store for "memory" ([Spec.Durable] is false).
-//   - "sqlite:/path" ([OpenSQLite]): pure Go (modernc.org/sqlite, no cgo),
-//     WAL with synchronous=FULL, one connection, BEGIN IMMEDIATE.
+//   - "sqlite:/path" ([OpenSQLite]): pure Go (github.com/ncruces/go-sqlite3,
+//     no cgo, no package initialiser cost in the children), WAL with
+//     synchronous=FULL, one connection, BEGIN IMMEDIATE.
 //   - "postgres://..." ([OpenPostgres]): several brokers share the queues;
 //     rows are claimed with FOR UPDATE SKIP LOCKED.
 //   - "theschwartz:sqlite:/path" or "theschwartz:postgres://..."

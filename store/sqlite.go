@@ -6,12 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" database/sql driver
+	_ "github.com/ncruces/go-sqlite3/driver" // registers the pure-Go "sqlite3" database/sql driver
 )
 
 // sqliteSchema creates the table and its indexes if absent. Times are Unix
@@ -79,6 +80,23 @@ const (
 	sqliteFindUniq = `SELECT id FROM messages WHERE queue = ? AND uniqkey = ? AND uniqkey <> ''`
 )
 
+// sqliteDriver is the database/sql driver name that
+// github.com/ncruces/go-sqlite3/driver registers. That driver is SQLite
+// compiled to Go (no cgo) with no package initialisers worth the name,
+// which matters because every child process pays every initialiser of the
+// binary on each start.
+const sqliteDriver = "sqlite3"
+
+// sqliteURI renders path as an SQLite "file:" URI carrying the query q.
+// The driver reads "_pragma" and "_txlock" only from a URI, so a plain
+// filename cannot be used. The path is percent-escaped ('%' and spaces
+// stay part of the file name) and cleaned, so that a path beginning with
+// "//" is not read as a URI authority. path must not contain '?' or '#'.
+func sqliteURI(path string, q url.Values) string {
+	u := url.URL{Path: filepath.Clean(path)}
+	return "file:" + u.EscapedPath() + "?" + q.Encode()
+}
+
 // sqliteStore is the SQLite Store: one database file, one connection.
 //
 // SQLite allows one writer at a time. Several connections would not write
@@ -129,7 +147,7 @@ func OpenSQLite(ctx context.Context, path string) (Store, error) {
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(FULL)") // fsync the WAL on every commit
 	q.Set("_txlock", "immediate")         // BEGIN IMMEDIATE: take the write lock up front
-	db, err := sql.Open("sqlite", path+"?"+q.Encode())
+	db, err := sql.Open(sqliteDriver, sqliteURI(path, q))
 	if err != nil {
 		return nil, fmt.Errorf("store: sqlite: open %s: %w", path, err)
 	}

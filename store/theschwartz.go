@@ -109,7 +109,7 @@ func openTheSchwartz(ctx context.Context, sp Spec) (Store, error) {
 		q.Add("_pragma", "busy_timeout(10000)") // Perl workers hold the lock briefly: wait, don't fail
 		q.Add("_pragma", "synchronous(FULL)")   // a RECEIPT means the job is on disk
 		q.Set("_txlock", "immediate")           // BEGIN IMMEDIATE: take the write lock up front
-		d, driver, dsn = schwartzSQLite, "sqlite", sp.Path+"?"+q.Encode()
+		d, driver, dsn = schwartzSQLite, sqliteDriver, sqliteURI(sp.Path, q)
 	}
 	db, err := sql.Open(driver, dsn)
 	if err != nil {

@@ -94,7 +94,7 @@ var schwartzBackends = []struct {
 
 func newSchwartzSQLite(t *testing.T) *schwartzDB {
 	path := filepath.Join(t.TempDir(), "schwartz.db")
-	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)")
+	db, err := sql.Open("sqlite3", "file:"+path+"?_pragma=busy_timeout(10000)") // the driver store registers
 	if err != nil {
 		t.Fatal(err)
 	}
