@@ -86,6 +86,11 @@ func (b *Broker) startChild(cfg ipc.ChildConfig, title string, client *os.File) 
 		ipc.EnvRole + "=" + ipc.ProtocolVersion,
 		ipc.EnvConfig + "=" + cfg.Encode(),
 		"GOMAXPROCS=1", // a child serves one client; one P saves a thread
+		// No memory-profile sampling: a child writes CPU profiles only,
+		// and the first sample (package initialisers allocate enough)
+		// dirties the runtime's profile hash table, 4-6 KiB Pss per
+		// child (README, Performance).
+		"GODEBUG=memprofilerate=0",
 	}
 	if tz, ok := os.LookupEnv("TZ"); ok {
 		cmd.Env = append(cmd.Env, "TZ="+tz)
