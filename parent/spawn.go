@@ -81,7 +81,9 @@ func (b *Broker) startChild(cfg ipc.ChildConfig, title string, client *os.File) 
 	cmd := exec.Command(SelfExe, ipc.ChildCommand)
 	cmd.Args[0] = title
 	// An allow-list, never os.Environ(): nothing systemd handed the parent
-	// (LISTEN_FDS, NOTIFY_SOCKET, ...) may leak into a child.
+	// (LISTEN_FDS, NOTIFY_SOCKET, ...) may leak into a child. The runtime
+	// settings below are also what scripts/bench-compare gives the child
+	// whose start it measures: keep the two alike.
 	cmd.Env = []string{
 		ipc.EnvRole + "=" + ipc.ProtocolVersion,
 		ipc.EnvConfig + "=" + cfg.Encode(),
