@@ -373,6 +373,17 @@ func (s *session) handleSubscribe(f *frame.Frame, receipt string) bool {
 		}
 	}
 	prefetch := s.cfg.DefaultPrefetch
+	if mode == ackAuto {
+		// An ack:auto message counts as consumed once written, so its
+		// credit only paces the offer -> CLAIM -> GRANT round trips, and
+		// the client never holds what it has not read: twice the default
+		// halves those trips per message (issue 13: 7.7 -> 5.6 us of
+		// broker CPU per message, 2P -> 2C with go-stomp's client). The
+		// client-ack modes keep the default: go-stomp's client stalls
+		// (its ACKs wait behind MESSAGEs it cannot hand over) once about
+		// 40 unacked messages are out, and a window of 64 did that.
+		prefetch *= 2
+	}
 	for _, h := range []string{stompwire.HeaderPrefetchCount, stompwire.HeaderActiveMQPrefetchSize} {
 		if v := s.header(f, h); v != "" {
 			n, err := strconv.Atoi(v)

@@ -546,8 +546,15 @@ func TestCredit(t *testing.T) {
 		}{
 			{"prefetch-count", []string{stompwire.HeaderPrefetchCount, "2"}, "2"},
 			{"activemq.prefetchSize", []string{stompwire.HeaderActiveMQPrefetchSize, "4"}, "4"},
-			{"default", nil, "3"},
-			{"0 keeps the default", []string{stompwire.HeaderPrefetchCount, "0"}, "3"},
+			{"default, client-individual", []string{frame.Ack, "client-individual"}, "3"},
+			{"default, client", []string{frame.Ack, "client"}, "3"},
+			{"0 keeps the default, client-individual", []string{frame.Ack, "client-individual", stompwire.HeaderPrefetchCount, "0"}, "3"},
+			// ack:auto (the default mode) without a header gets twice the
+			// default: its credit only paces the pipeline (issue 13).
+			{"default, auto", nil, "6"},
+			{"default, explicit auto", []string{frame.Ack, "auto"}, "6"},
+			{"0 keeps the default, auto", []string{stompwire.HeaderPrefetchCount, "0"}, "6"},
+			{"prefetch-count wins in auto", []string{frame.Ack, "auto", stompwire.HeaderPrefetchCount, "3"}, "3"},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {

@@ -418,3 +418,36 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestGoStompQueuePrefetchAgainstFakeBroker: the gostomp-queue scenario
+// sends --prefetch as prefetch-count on its library SUBSCRIBEs (and nothing
+// without it), so credit can be varied with go-stomp's client (issue 13).
+func TestGoStompQueuePrefetchAgainstFakeBroker(t *testing.T) {
+	tests := []struct {
+		name         string
+		prefetch     int
+		wantPrefetch []string
+	}{
+		{name: "broker default", prefetch: 0},
+		{name: "prefetch 64", prefetch: 64, wantPrefetch: []string{"64", "64"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := startFakeBroker(t)
+			cfg := baseConfig(b.addr(), gostompQueueScenario)
+			cfg.Producers, cfg.Consumers, cfg.Messages, cfg.Prefetch = 2, 2, 300, tc.prefetch
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout)
+			defer cancel()
+			res, err := run(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.verdict != (counts{}) || res.Delivered != 600 {
+				t.Errorf("verdict %+v, delivered %d; want a clean run of 600", res.verdict, res.Delivered)
+			}
+			if prefetchs, _ := b.seen(); !slices.Equal(prefetchs, tc.wantPrefetch) {
+				t.Errorf("prefetch-count headers %q, want %q", prefetchs, tc.wantPrefetch)
+			}
+		})
+	}
+}

@@ -3,17 +3,22 @@ package main
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/go-stomp/stomp/v3"
+	"github.com/go-stomp/stomp/v3/frame"
+
+	"github.com/stomp-broker/stomp-broker/stompwire"
 )
 
 // runQueueGoStomp is the gostomp-queue scenario: the queue scenario (P
 // producers, C competing consumers, auto ack, every message expected
 // exactly once) driven by go-stomp's own client library as a Go user runs
 // it: stomp.Conn, Conn.Send without receipts, Conn.Subscribe in auto mode
-// and its C channel, with the library's default windows and buffers. The
+// and its C channel, with the library's default windows and buffers
+// (--prefetch, when given, goes on SUBSCRIBE as prefetch-count). The
 // lean client of the other scenarios writes and reads frames itself; this
 // one measures what a go-stomp application sees. A subscription counts as
 // live once a receipted BEGIN+ABORT sent after it comes back (servers that
@@ -41,6 +46,12 @@ func runQueueGoStomp(ctx context.Context, cfg config) (*result, error) {
 		return c, nil
 	}
 
+	// --prefetch rides on the library's SUBSCRIBE as a plain header, as a
+	// Go user would set it.
+	var subOpts []func(*frame.Frame) error
+	if cfg.Prefetch > 0 {
+		subOpts = append(subOpts, stomp.SubscribeOpt.Header(stompwire.HeaderPrefetchCount, strconv.Itoa(cfg.Prefetch)))
+	}
 	led := newLedger(cfg.Producers, cfg.Messages)
 	rcvs := make([]*receiver, cfg.Consumers)
 	for i := range rcvs {
@@ -48,7 +59,7 @@ func runQueueGoStomp(ctx context.Context, cfg config) (*result, error) {
 		if err != nil {
 			return nil, err
 		}
-		sub, err := c.Subscribe(dest, stomp.AckAuto)
+		sub, err := c.Subscribe(dest, stomp.AckAuto, subOpts...)
 		if err != nil {
 			return nil, fmt.Errorf("consumer %d: SUBSCRIBE: %w", i, err)
 		}

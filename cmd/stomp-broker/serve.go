@@ -152,6 +152,9 @@ func serve(c *cli.Context) (err error) {
 	}
 	defer closeLog()
 	log.Info("broker starting", "pid", os.Getpid(), "version", version)
+	if t, ok := applyParentGC(os.Getenv, c.Int64(flagMaxQueueMemory)); ok {
+		log.Debug("parent garbage collector tuned", "settings", t.String())
+	}
 	if c.String(flagLogFile) != "" {
 		// The exit line for an error: a clean stop logs "broker stopped".
 		defer func() {
