@@ -135,7 +135,7 @@ func serveFlags() []cli.Flag {
 		&cli.Int64Flag{Name: flagMaxQueueMemory, Value: 256 << 20, EnvVars: env("MAX_QUEUE_MEMORY"),
 			Usage: "`BYTES` of unacknowledged queue messages the broker holds; a SEND beyond it gets an ERROR"},
 		&cli.IntFlag{Name: flagPrefetch, Value: 32, EnvVars: env("DEFAULT_PREFETCH"),
-			Usage: "unacknowledged queue messages one subscription may hold, unless SUBSCRIBE says prefetch-count or activemq.prefetchSize"},
+			Usage: "unacknowledged queue messages one subscription may hold (an ack:auto one twice this), unless SUBSCRIBE says prefetch-count or activemq.prefetchSize"},
 		&cli.IntFlag{Name: flagSlots, Value: 256, EnvVars: env("SEMAPHORE_SLOTS"), Usage: "semaphores in the set used to offer queue messages (messages on offer at once)"},
 		&cli.StringFlag{Name: flagIPCNamespace, Value: "auto", EnvVars: env("IPC_NAMESPACE"),
 			Usage: "`MODE` auto|on|off: run in a private IPC namespace so no semaphore set can outlive the broker (auto: when permitted)"},
