@@ -155,6 +155,9 @@ func serve(c *cli.Context) (err error) {
 	if t, ok := applyParentGC(os.Getenv, c.Int64(flagMaxQueueMemory)); ok {
 		log.Debug("parent garbage collector tuned", "settings", t.String())
 	}
+	if n, ok := applyParentProcs(os.Getenv); ok {
+		log.Debug("parent scheduler tuned", "GOMAXPROCS", n)
+	}
 	if c.String(flagLogFile) != "" {
 		// The exit line for an error: a clean stop logs "broker stopped".
 		defer func() {
