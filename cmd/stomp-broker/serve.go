@@ -152,12 +152,9 @@ func serve(c *cli.Context) (err error) {
 	}
 	defer closeLog()
 	log.Info("broker starting", "pid", os.Getpid(), "version", version)
-	if t, ok := applyParentGC(os.Getenv, c.Int64(flagMaxQueueMemory)); ok {
-		log.Debug("parent garbage collector tuned", "settings", t.String())
-	}
-	if n, ok := applyParentProcs(os.Getenv); ok {
-		log.Debug("parent scheduler tuned", "GOMAXPROCS", n)
-	}
+	rt := parentRuntimeFor(os.Getenv, c.Int64(flagMaxQueueMemory))
+	rt.apply()
+	log.Debug("parent runtime", "settings", rt.String())
 	if c.String(flagLogFile) != "" {
 		// The exit line for an error: a clean stop logs "broker stopped".
 		defer func() {
