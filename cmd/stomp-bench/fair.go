@@ -33,7 +33,7 @@ func runFair(ctx context.Context, cfg config) (*result, error) {
 		return nil, err
 	}
 	start := sinceEpoch()
-	t.spawnProducer(func() error { return produce(producers[0], dest, 0, cfg.Messages, cfg.Size, 0) })
+	t.spawnProducers(func() error { return produce(producers[0], dest, 0, cfg.Messages, cfg.Size, 0) })
 	complete := allClosed(ctx, led.done(), t.producersDone)
 	end, err := t.awaitDelivery(complete, cfg.Idle, led, rcvs)
 	if err != nil {

@@ -103,8 +103,9 @@ func runQueueGoStomp(ctx context.Context, cfg config) (*result, error) {
 
 	cpu := startCPU(cfg.BrokerPID)
 	start := sinceEpoch()
+	produceFns := make([]func() error, len(producers))
 	for i, c := range producers {
-		t.spawnProducer(func() error {
+		produceFns[i] = func() error {
 			body := make([]byte, 0, max(cfg.Size, 64))
 			for seq := 0; seq < cfg.Messages; seq++ {
 				body = encodePayload(body, i, seq, sinceEpoch(), cfg.Size)
@@ -115,8 +116,9 @@ func runQueueGoStomp(ctx context.Context, cfg config) (*result, error) {
 				}
 			}
 			return nil
-		})
+		}
 	}
+	t.spawnProducers(produceFns...)
 	end, err := t.awaitDelivery(allClosed(ctx, led.done(), t.producersDone), cfg.Idle, led, rcvs)
 	if err != nil {
 		return nil, err

@@ -94,16 +94,18 @@ func runQueue(ctx context.Context, cfg config, persistent bool) (*result, error)
 	lastReceipts := make([]time.Duration, len(producers))
 	cpu := startCPU(cfg.BrokerPID)
 	start := sinceEpoch()
+	produceFns := make([]func() error, len(producers))
 	for i, s := range producers {
-		t.spawnProducer(func() error {
+		produceFns[i] = func() error {
 			if !persistent {
 				return produce(s, dest, i, cfg.Messages, cfg.Size, cfg.QueueRate/float64(cfg.Producers))
 			}
 			last, err := produceReceipted(s, dest, i, cfg.Messages, cfg.Size, cfg.Window)
 			lastReceipts[i] = last
 			return err
-		})
+		}
 	}
+	t.spawnProducers(produceFns...)
 	// A persistent run also needs every RECEIPT, which may come after the
 	// message was already delivered.
 	complete := allClosed(ctx, led.done(), t.producersDone)
@@ -167,7 +169,7 @@ func runTopic(ctx context.Context, cfg config) (*result, error) {
 	}
 
 	start := sinceEpoch()
-	t.spawnProducer(func() error { return produce(producers[0], dest, 0, cfg.Messages, cfg.Size, cfg.TopicRate) })
+	t.spawnProducers(func() error { return produce(producers[0], dest, 0, cfg.Messages, cfg.Size, cfg.TopicRate) })
 	progress := func() string {
 		n := 0
 		for _, l := range ledgers {
@@ -230,7 +232,7 @@ func runLatency(ctx context.Context, cfg config) (*result, error) {
 
 	cpu := startCPU(cfg.BrokerPID)
 	start := sinceEpoch()
-	t.spawnProducer(func() error { return produce(producers[0], dest, 0, cfg.Messages, cfg.Size, cfg.Rate) })
+	t.spawnProducers(func() error { return produce(producers[0], dest, 0, cfg.Messages, cfg.Size, cfg.Rate) })
 	rcvs := []*receiver{rcv}
 	end, err := t.awaitDelivery(led.done(), cfg.Idle, led, rcvs) // after this, rcv.latencies is no longer written
 	if err != nil {

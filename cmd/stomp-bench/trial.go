@@ -83,22 +83,25 @@ func (t *trial) spawn(fn func() error) {
 	}()
 }
 
-// spawnProducer is [trial.spawn] for producers: when the last producer
-// returns successfully the trial notes the time, which starts the idle
-// clock, and closes producersDone. Start all producers before any of them
-// can finish (spawn them in one loop) or the count reaches zero early.
-func (t *trial) spawnProducer(fn func() error) {
-	t.producersRunning.Add(1)
-	t.spawn(func() error {
-		if err := fn(); err != nil {
-			return err
-		}
-		if t.producersRunning.Add(-1) == 0 {
-			t.producersDoneAt.Store(int64(sinceEpoch()))
-			close(t.producersDone)
-		}
-		return nil
-	})
+// spawnProducers is [trial.spawn] for the run's producers, all of them in
+// one call: when the last returns successfully the trial notes the time,
+// which starts the idle clock, and closes producersDone. They are counted
+// before any starts, so a producer that finishes at once cannot bring the
+// count to zero while others are still to come.
+func (t *trial) spawnProducers(fns ...func() error) {
+	t.producersRunning.Add(int64(len(fns)))
+	for _, fn := range fns {
+		t.spawn(func() error {
+			if err := fn(); err != nil {
+				return err
+			}
+			if t.producersRunning.Add(-1) == 0 {
+				t.producersDoneAt.Store(int64(sinceEpoch()))
+				close(t.producersDone)
+			}
+			return nil
+		})
+	}
 }
 
 // wait blocks until complete is closed (every expected message arrived),
