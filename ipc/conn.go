@@ -157,17 +157,9 @@ func (c *Conn) takePacket(pkt []byte) (batch []byte, done bool, err error) {
 // blocks until the kernel took every packet.
 func (c *Conn) WriteBatch(records []byte) error {
 	for len(records) > 0 {
-		// Take whole records while they fit in one packet.
-		n := 0
-		for n < len(records) {
-			size, err := recordSize(records[n:])
-			if err != nil {
-				return err
-			}
-			if n+size > MaxPacket-1 {
-				break
-			}
-			n += size
+		n, err := packedLen(records)
+		if err != nil {
+			return err
 		}
 		if n == 0 { // the first record alone is larger than a packet
 			size, _ := recordSize(records)
@@ -202,6 +194,24 @@ func (c *Conn) writeFragments(rec []byte) error {
 	return nil
 }
 
+// packedLen returns how many bytes of whole records at the front of
+// records fit in one packet together (behind its flag byte); 0 when the
+// first record alone is larger than a packet.
+func packedLen(records []byte) (int, error) {
+	n := 0
+	for n < len(records) {
+		size, err := recordSize(records[n:])
+		if err != nil {
+			return 0, err
+		}
+		if n+size > MaxPacket-1 {
+			break
+		}
+		n += size
+	}
+	return n, nil
+}
+
 // recordSize returns the encoded size of the record at the front of b.
 func recordSize(b []byte) (int, error) {
 	if len(b) < 2 {
@@ -226,17 +236,10 @@ func (c *Conn) TryWriteBatch(records []byte) (int, error) {
 	err := c.rc.Write(func(fd uintptr) bool {
 		for written < len(records) {
 			rest := records[written:]
-			n := 0
-			for n < len(rest) {
-				size, err := recordSize(rest[n:])
-				if err != nil {
-					werr = err
-					return true
-				}
-				if n+size > MaxPacket-1 {
-					break
-				}
-				n += size
+			n, err := packedLen(rest)
+			if err != nil {
+				werr = err
+				return true
 			}
 			if n == 0 {
 				return true // a record for WriteBatch to fragment

@@ -374,19 +374,11 @@ func (l *Ledger) AfterPending(c Consumer, fn func(coalesced bool)) {
 
 // credit is how many more messages the consumers of q could take.
 func (q *queue) credit() int {
-	total, _ := q.creditStats()
-	return total
-}
-
-// creditStats returns the credit of all consumers of q together, and the
-// largest credit of one of them (what one winner of an offer can take).
-func (q *queue) creditStats() (total, best int) {
+	total := 0
 	for sub := range q.subs {
-		c := max(0, sub.prefetch-sub.inflight)
-		total += c
-		best = max(best, c)
+		total += max(0, sub.prefetch-sub.inflight)
 	}
-	return total, best
+	return total
 }
 
 // pump offers ready messages of q while its consumers have more credit than
@@ -405,7 +397,7 @@ func (l *Ledger) pump(q *queue) {
 	// one that was still waiting (per-producer order per consumer; only
 	// redeliveries come out of order, as in every broker).
 	for q.ready.len() > 0 && len(q.slots) == 0 {
-		total, _ := q.creditStats()
+		total := q.credit()
 		room := total - len(q.offered)
 		if room <= 0 {
 			break
