@@ -123,15 +123,7 @@ func runQueueGoStomp(ctx context.Context, cfg config) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := newResult(cfg)
-	if err := cpu.record(res, cfg.Producers*cfg.Messages); err != nil {
-		return nil, err
-	}
-	res.Destination = dest
-	res.Delivered = led.delivered()
-	res.setRate(end-start, cfg.Producers*cfg.Messages)
-	res.setCounts(collectCounts([]*ledger{led}, rcvs))
-	return res, nil
+	return queueResult(cfg, cpu, dest, led, rcvs, end-start)
 }
 
 // gostompQueueScenario names runQueueGoStomp's scenario.

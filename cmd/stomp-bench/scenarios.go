@@ -114,17 +114,14 @@ func runQueue(ctx context.Context, cfg config, persistent bool) (*result, error)
 		return nil, err
 	}
 
-	res := newResult(cfg)
-	if err := cpu.record(res, cfg.Producers*cfg.Messages); err != nil {
-		return nil, err
-	}
-	res.Destination = dest
-	res.Delivered = led.delivered()
 	elapsed := end - start
 	if persistent {
 		elapsed = slices.Max(lastReceipts) - start
 	}
-	res.setRate(elapsed, cfg.Producers*cfg.Messages)
+	res, err := queueResult(cfg, cpu, dest, led, rcvs, elapsed)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.QueueRate > 0 {
 		var all []time.Duration
 		for _, r := range rcvs {
@@ -132,7 +129,6 @@ func runQueue(ctx context.Context, cfg config, persistent bool) (*result, error)
 		}
 		res.setLatencies(all)
 	}
-	res.setCounts(collectCounts([]*ledger{led}, rcvs))
 	return res, nil
 }
 
@@ -247,6 +243,22 @@ func runLatency(ctx context.Context, cfg config) (*result, error) {
 	res.Delivered = led.delivered()
 	res.setRate(end-start, cfg.Messages)
 	res.setLatencies(rcv.latencies)
+	res.setCounts(collectCounts([]*ledger{led}, rcvs))
+	return res, nil
+}
+
+// queueResult is the result of a queue run of cfg that took elapsed: the
+// broker's CPU per message (cpu), what led saw delivered, and the
+// exactly-once counts of led and rcvs. Call it only after the trial
+// stopped.
+func queueResult(cfg config, cpu *cpuMeter, dest string, led *ledger, rcvs []*receiver, elapsed time.Duration) (*result, error) {
+	res := newResult(cfg)
+	if err := cpu.record(res, cfg.Producers*cfg.Messages); err != nil {
+		return nil, err
+	}
+	res.Destination = dest
+	res.Delivered = led.delivered()
+	res.setRate(elapsed, cfg.Producers*cfg.Messages)
 	res.setCounts(collectCounts([]*ledger{led}, rcvs))
 	return res, nil
 }
